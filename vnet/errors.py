@@ -1,0 +1,125 @@
+"""vnet's own error tree and diagnostics.
+
+Every failure that reaches a user is a VnetError subclass carrying the process exit code that
+`cli.py` uses (sysexits.h values). Problems in a topology file are Diagnostics: all of them are
+collected and raised together in one TopologyError.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+EX_OK = 0
+EX_VERIFY_FAILED = 1
+EX_DATAERR = 65
+EX_SOFTWARE = 70
+EX_UNAVAILABLE = 69
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem in a topology file, located by line/column and attribute path."""
+
+    file: str
+    line: int  # 1-based; 0 when the problem has no position (e.g. an unreadable file)
+    column: int  # 1-based
+    code: str
+    message: str
+    attr: str = ""  # attribute path such as "links[3].vlan"; empty for the whole document
+    hint: str = ""
+    severity: Severity = Severity.ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def format(self) -> str:
+        """`FILE:LINE:COL: error[code]: attr: message` followed by an indented hint line."""
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        what = f"{self.attr}: {self.message}" if self.attr else self.message
+        text = f"{where}: {self.severity.value}[{self.code}]: {what}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity.value,
+            "code": self.code,
+            "attr": self.attr,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Stable order for output and golden files: by position, then code, then text."""
+    return sorted(set(diagnostics), key=lambda d: (d.file, d.line, d.column, d.code, d.attr, d.message))
+
+
+class VnetError(Exception):
+    """Base of every error vnet reports; `exit_code` is what the CLI exits with."""
+
+    exit_code = EX_SOFTWARE
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def format(self) -> str:
+        return f"error: {self.message}" + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+class TopologyError(VnetError):
+    """The topology file is invalid; nothing on the host was changed."""
+
+    exit_code = EX_DATAERR
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = sort_diagnostics(diagnostics)
+        errors = [d for d in self.diagnostics if d.is_error]
+        super().__init__(f"{len(errors)} error(s) in topology")
+
+    def format(self) -> str:
+        return "\n".join(d.format() for d in self.diagnostics)
+
+
+class UnavailableError(VnetError):
+    """A service, program or kernel feature the lab needs is missing (install or enable it)."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class LockedError(VnetError):
+    """Another vnet process holds the lab's lock."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class NotPermittedError(VnetError):
+    """The operation needs privileges this process lacks (usually: run as root)."""
+
+    exit_code = EX_NOPERM
+
+
+class VerificationFailed(VnetError):
+    """The host does not match the topology, or a reachability expectation failed."""
+
+    exit_code = EX_VERIFY_FAILED
+
+
+class InternalError(VnetError):
+    """A bug in vnet: please report it with the command and topology that triggered it."""
+
+    exit_code = EX_SOFTWARE

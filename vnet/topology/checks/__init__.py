@@ -1,0 +1,63 @@
+"""Semantic checks: every problem of a file at once, each with file, line and attribute path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vnet.errors import Diagnostic, Severity, TopologyError
+from vnet.topology.addressing import mac_address
+from vnet.topology.checks.addresses import check_addresses
+from vnet.topology.checks.context import CheckContext
+from vnet.topology.checks.expect import check_expect
+from vnet.topology.checks.links import check_endpoints, check_vlans
+from vnet.topology.checks.naming import check_names
+from vnet.topology.checks.nodes import check_images, check_routes, check_sriov, check_unused
+from vnet.topology.lab import Interface, Lab, LinkInfo
+from vnet.topology.loader import Loaded
+
+# In order: later checks use what earlier ones resolved (endpoints -> addresses -> routes/expect).
+CHECKS: tuple[Callable[[CheckContext], None], ...] = (
+    check_names,
+    check_endpoints,
+    check_vlans,
+    check_addresses,
+    check_routes,
+    check_images,
+    check_sriov,
+    check_expect,
+    check_unused,
+)
+
+
+def run_checks(loaded: Loaded) -> tuple[Lab | None, list[Diagnostic]]:
+    """All diagnostics of a loaded document, and the Lab when there is no error."""
+    diagnostics = list(loaded.diagnostics)
+    if loaded.topology is None:
+        return None, diagnostics
+    ctx = CheckContext(loaded, loaded.topology)
+    for check in CHECKS:
+        check(ctx)
+    diagnostics.extend(ctx.diagnostics)
+    if any(d.is_error for d in diagnostics):
+        return None, diagnostics
+    return _build_lab(ctx, diagnostics), diagnostics
+
+
+def check(loaded: Loaded) -> Lab:
+    """The Lab, or TopologyError carrying every diagnostic (errors and warnings)."""
+    lab, diagnostics = run_checks(loaded)
+    if lab is None:
+        raise TopologyError(diagnostics)
+    return lab
+
+
+def _build_lab(ctx: CheckContext, diagnostics: list[Diagnostic]) -> Lab:
+    topo = ctx.topology
+    links = tuple(LinkInfo(pos, topo.links[i], ctx.ends[pos]) for i, pos in ctx.links())
+    interfaces = {
+        key: Interface(key[0], key[1], pos, mac_address(topo.name, *key),
+                       tuple(ctx.addresses.get(key, ())), topo.links[pos].mtu)
+        for key, pos in ctx.interface_links.items()
+    }
+    warnings = tuple(d for d in diagnostics if d.severity is Severity.WARNING)
+    return Lab(ctx.loaded.file, topo, ctx.loaded.source, links, interfaces, warnings)

@@ -1,0 +1,113 @@
+"""Checks of what hangs off nodes: routes, images, SR-IOV settings, unused objects."""
+
+from __future__ import annotations
+
+import os
+
+import netaddr
+
+from vnet.topology.addressing import AddressError, parse_ip, parse_subnet
+from vnet.topology.checks.context import CheckContext
+from vnet.topology.model import DiskImage, KernelImage, NetnsNode, PfSpec, VmNode
+from vnet.topology.source import Path
+
+
+def _route_target(ctx: CheckContext, text: str, version: int, path: Path) -> netaddr.IPNetwork | None:
+    if text == "default":
+        return netaddr.IPNetwork("0.0.0.0/0" if version == 4 else "::/0")
+    try:
+        return parse_subnet(text)
+    except AddressError as exc:
+        ctx.report(path, "route-invalid", str(exc), "write `default` or a subnet such as 10.20.0.0/24")
+        return None
+
+
+def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode) -> None:
+    connected = [a for (owner, _), addrs in ctx.addresses.items() if owner == name for a in addrs]
+    seen: set[netaddr.IPNetwork] = set()
+    for k, route in enumerate(node.routes):
+        path: Path = ("nodes", name, "routes", k)
+        try:
+            via = parse_ip(route.via)
+        except AddressError as exc:
+            ctx.report((*path, "via"), "route-invalid", str(exc), "write the gateway's address")
+            continue
+        target = _route_target(ctx, route.to, via.version, (*path, "to"))
+        if target is None:
+            continue
+        if target.version != via.version:
+            ctx.report(path, "route-invalid", f"route to {target} via {via} mixes IPv4 and IPv6",
+                       "use a gateway of the same family as the destination")
+            continue
+        if target in seen:
+            ctx.report((*path, "to"), "route-duplicate", f"a second route to {target}",
+                       "keep one route per destination")
+        seen.add(target)
+        if not any(via in address.cidr for address in connected) and not ctx.is_incomplete(name):
+            ctx.warn((*path, "via"), "route-gateway-unreachable",
+                     f"gateway {via} is outside every subnet of `{name}`",
+                     "the kernel will refuse this route; put the gateway on a connected subnet")
+
+
+def check_routes(ctx: CheckContext) -> None:
+    for name, node in ctx.topology.nodes.items():
+        if isinstance(node, NetnsNode | VmNode):
+            _check_node_routes(ctx, name, node)
+
+
+def _image_paths(node: VmNode) -> list[tuple[str, str]]:
+    image = node.image
+    if isinstance(image, KernelImage):
+        return [("kernel", image.kernel)] + ([("initrd", image.initrd)] if image.initrd else [])
+    if isinstance(image, DiskImage):
+        return [("disk", image.disk)]
+    return []
+
+
+def check_images(ctx: CheckContext) -> None:
+    """Image files are resolved relative to the topology file and must exist."""
+    base = os.path.dirname(os.path.abspath(ctx.loaded.file))
+    for name, node in ctx.topology.nodes.items():
+        if not isinstance(node, VmNode):
+            continue
+        for attr, relative in _image_paths(node):
+            path = os.path.join(base, relative)
+            if not os.path.isfile(path):
+                ctx.report(("nodes", name, "image", attr), "image-missing",
+                           f"{attr} image `{relative}` does not exist (looked at {path})",
+                           "image paths are relative to the topology file; vnet downloads nothing")
+
+
+def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
+    for index, vf in pf.vfs.items():
+        path: Path = ("sriov", pf_name, "vfs", str(index))
+        if index >= pf.num_vfs:
+            ctx.report(path, "sriov-vf-range", f"VF {index} does not exist: num_vfs is {pf.num_vfs}",
+                       "VFs are numbered from 0; raise `num_vfs` or remove this entry", key=True)
+        if vf.mac is not None:
+            try:
+                mac = netaddr.EUI(vf.mac)
+                if int(mac) >> 40 & 1 or mac.version != 48:
+                    raise ValueError(vf.mac)
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is not a unicast MAC address",
+                           "write six hex octets, e.g. 02:00:00:00:00:01")
+        if vf.min_tx_rate and vf.max_tx_rate and vf.min_tx_rate > vf.max_tx_rate:
+            ctx.report((*path, "min_tx_rate"), "sriov-rate",
+                       f"min_tx_rate {vf.min_tx_rate} exceeds max_tx_rate {vf.max_tx_rate}",
+                       "the guaranteed rate cannot be above the limit")
+
+
+def check_sriov(ctx: CheckContext) -> None:
+    for pf_name, pf in ctx.topology.sriov.items():
+        _check_pf(ctx, pf_name, pf)
+
+
+def check_unused(ctx: CheckContext) -> None:
+    """Nodes and switches that no link mentions are probably mistakes (a warning)."""
+    used = {text.partition(":")[0] for link in ctx.topology.links for text in link.endpoints}
+    for section in ("nodes", "switches"):
+        for name in getattr(ctx.topology, section):
+            if name not in used and not ctx.is_incomplete(name):
+                ctx.warn((section, name), "unlinked", f"`{name}` is not on any link",
+                         "add a link to it or remove it")

@@ -1,0 +1,228 @@
+"""The topology format, version 1, as a typed model (design.md §3).
+
+The model checks shapes and types only; the relations between values (endpoints, addresses,
+VLAN semantics) are checked in `checks.py`, where every problem can name its file and line.
+Kinds are registries (`NODE_KINDS`, `SWITCH_TYPES`, `IMAGE_FORMS`), never if/elif chains.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Mtu = Annotated[int, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
+VlanId = Annotated[int, Field(ge=1, le=4094, description="802.1Q VLAN id (1-4094)")]
+
+
+class Spec(BaseModel):
+    """Base of every topology object: unknown keys are errors, values never change after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- switches ---------------------------------------------------------------------------------
+
+
+class SwitchBase(Spec):
+    type: str
+    mtu: Mtu | None = None
+    stp: bool = Field(False, description="Spanning tree on this bridge")
+
+
+class LinuxSwitch(SwitchBase):
+    """A Linux bridge. Its name is the real bridge name (at most 15 characters)."""
+
+    type: Literal["linux"] = "linux"
+    vlan_filtering: bool = Field(False, description="VLAN-aware bridge (802.1Q filtering)")
+    forward_delay: Annotated[float, Field(ge=2, le=30)] | None = Field(
+        None, description="STP forward delay in seconds (2-30)")
+    ageing_time: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        None, description="MAC ageing time in seconds")
+
+
+class OvsSwitch(SwitchBase):
+    """An Open vSwitch bridge. Its name is the real bridge name (at most 15 characters)."""
+
+    type: Literal["ovs"] = "ovs"
+    fail_mode: Literal["standalone", "secure"] = "standalone"
+    datapath: Literal["auto", "system", "netdev"] = Field(
+        "auto", description="auto: the kernel datapath when the kernel has it, else userspace")
+    rstp: bool = Field(False, description="Rapid spanning tree")
+    other_config: dict[str, str] = Field(default_factory=dict,
+                                         description="Extra Bridge other_config keys")
+
+
+Switch = Annotated[LinuxSwitch | OvsSwitch, Field(discriminator="type")]
+SWITCH_TYPES: dict[str, type[SwitchBase]] = {"linux": LinuxSwitch, "ovs": OvsSwitch}
+
+
+# --- nodes ------------------------------------------------------------------------------------
+
+
+class Route(Spec):
+    to: str = Field(description="Destination CIDR, or `default`")
+    via: str = Field(description="Gateway address, on a subnet of one of the node's interfaces")
+    metric: Annotated[int, Field(ge=0, le=4294967295)] | None = None
+
+
+class KernelImage(Spec):
+    """Boot a kernel (and optional initrd) directly; paths are relative to the topology file."""
+
+    kernel: str
+    initrd: str | None = None
+    append: str = ""
+
+
+class DiskImage(Spec):
+    """Boot a disk image (qcow2/raw); vnet adds a cloud-init NoCloud seed with its addresses."""
+
+    disk: str
+
+
+def _image_form(value: Any) -> str:
+    if isinstance(value, dict):
+        return "disk" if "disk" in value else "kernel"
+    return "tiny"
+
+
+Image = Annotated[
+    Annotated[Literal["tiny"], Tag("tiny")]
+    | Annotated[KernelImage, Tag("kernel")]
+    | Annotated[DiskImage, Tag("disk")],
+    Discriminator(_image_form),
+]
+IMAGE_FORMS = ("tiny", "kernel", "disk")
+
+
+class NodeBase(Spec):
+    kind: str
+    # Whether vnet can run commands (probes) inside this kind of node.
+    can_probe: ClassVar[bool] = True
+
+
+class NetnsNode(NodeBase):
+    """A network namespace (host or router)."""
+
+    kind: Literal["netns"] = "netns"
+    routes: tuple[Route, ...] = ()
+    forwarding: bool = Field(False, description="IP forwarding (a router)")
+
+
+class VmNode(NodeBase):
+    """A QEMU guest; each of its interfaces is a TAP device on the host."""
+
+    kind: Literal["vm"]
+    routes: tuple[Route, ...] = ()
+    forwarding: bool = False
+    memory: Annotated[int, Field(ge=32, le=1_048_576)] = Field(128, description="MiB")
+    vcpus: Annotated[int, Field(ge=1, le=64)] = 1
+    image: Image = "tiny"
+    accel: Literal["auto", "kvm", "tcg"] = Field(
+        "auto", description="auto: KVM when the CPU has VT-x/AMD-V and /dev/kvm opens, else TCG")
+
+
+class TapNode(NodeBase):
+    """TAP devices only: the guest is started by someone else (libvirt, Proxmox, a script)."""
+
+    kind: Literal["tap"]
+    can_probe: ClassVar[bool] = False
+    owner: str | int | None = Field(None, description="User allowed to open the TAPs")
+    group: str | int | None = Field(None, description="Group allowed to open the TAPs")
+    multi_queue: bool = False
+
+
+Node = Annotated[NetnsNode | VmNode | TapNode, Field(discriminator="kind")]
+NODE_KINDS: dict[str, type[NodeBase]] = {"netns": NetnsNode, "vm": VmNode, "tap": TapNode}
+
+
+# --- links, pools, SR-IOV, expectations -------------------------------------------------------
+
+IpList = tuple[str | tuple[str, ...], ...]
+
+
+class Link(Spec):
+    endpoints: tuple[str, str] = Field(
+        description="`node:iface`, `switch`, or `sriov:<pf>/vf<n>`; exactly two")
+    vlan: VlanId | None = Field(None, description="Access VLAN of the switch port(s)")
+    trunk: tuple[VlanId, ...] | None = Field(None, description="Tagged VLANs of the switch port(s)")
+    ip: str | IpList | None = Field(
+        None, description="Address(es) in CIDR form; on a node-to-node link one entry per node")
+    network: str | tuple[str, ...] | None = Field(
+        None, description="Pool(s) from `networks` to take the address(es) from")
+    mtu: Mtu | None = None
+
+
+class Network(Spec):
+    subnet: str = Field(description="IPv4 or IPv6 subnet in CIDR form")
+    gateway: str | None = Field(None, description="Address kept out of the pool (a router's)")
+
+
+class VfSpec(Spec):
+    mac: str | None = None
+    vlan: VlanId | None = None
+    qos: Annotated[int, Field(ge=0, le=7)] | None = None
+    spoofchk: bool | None = None
+    trust: bool | None = None
+    min_tx_rate: Annotated[int, Field(ge=0)] | None = Field(None, description="Mbit/s")
+    max_tx_rate: Annotated[int, Field(ge=0)] | None = Field(None, description="Mbit/s")
+    link_state: Literal["auto", "enable", "disable"] | None = None
+
+
+class PfSpec(Spec):
+    num_vfs: Annotated[int, Field(ge=0, le=4096)]
+    eswitch: Literal["legacy", "switchdev"] = "legacy"
+    vfs: dict[int, VfSpec] = Field(default_factory=dict)
+
+
+class Expectation(Spec):
+    source: str = Field(alias="from", description="Node the ICMP probe is sent from")
+    to: str = Field(description="Target node, or `node:iface` for one interface")
+    reach: bool = True
+
+
+class Defaults(Spec):
+    """Values applied to every switch, node or link that has the field and does not set it."""
+
+    mtu: Mtu | None = None
+    type: Literal["linux", "ovs"] | None = None
+    stp: bool | None = None
+    vlan_filtering: bool | None = None
+    forward_delay: Annotated[float, Field(ge=2, le=30)] | None = None
+    ageing_time: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    fail_mode: Literal["standalone", "secure"] | None = None
+    ovs_datapath: Literal["auto", "system", "netdev"] | None = None
+    rstp: bool | None = None
+    kind: Literal["netns", "vm", "tap"] | None = None
+    forwarding: bool | None = None
+    memory: Annotated[int, Field(ge=32, le=1_048_576)] | None = None
+    vcpus: Annotated[int, Field(ge=1, le=64)] | None = None
+    image: Image | None = None
+    accel: Literal["auto", "kvm", "tcg"] | None = None
+    owner: str | int | None = None
+    group: str | int | None = None
+    multi_queue: bool | None = None
+
+
+# A defaults key that is written differently from the field it fills.
+DEFAULT_KEY_FIELDS = {"ovs_datapath": "datapath"}
+
+
+class Topology(Spec):
+    """A lab: the whole topology file."""
+
+    model_config = ConfigDict(title="vnet topology (format version 1)")
+
+    name: str = Field(description="Lab name: 1-12 characters [a-z][a-z0-9-]*; marks every object")
+    version: Literal[1] = 1
+    defaults: Defaults = Field(default_factory=Defaults)
+    networks: dict[str, Network] = Field(default_factory=dict)
+    switches: dict[str, Switch] = Field(default_factory=dict)
+    nodes: dict[str, Node] = Field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+    sriov: dict[str, PfSpec] = Field(default_factory=dict)
+    expect: tuple[Expectation, ...] | None = Field(
+        None, description="Reachability to prove; absent: derived from the graph")
+
+
+SECTIONS = tuple(Topology.model_fields)

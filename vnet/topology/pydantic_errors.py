@@ -1,0 +1,157 @@
+"""Translate pydantic validation errors into vnet Diagnostics with paths, lines and hints."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vnet.errors import Diagnostic
+from vnet.topology import model as m
+from vnet.topology.source import Path, SourceMap, format_path
+
+# What a value of a union-typed field looks like, for "expected ..." messages.
+_SHAPES = {
+    "ip": "an address in CIDR form (10.0.0.1/24) or a list of them",
+    "network": "a pool name or a list of pool names",
+    "image": "`tiny`, {kernel: ..., initrd: ..., append: ...} or {disk: ...}",
+    "owner": "a user name or numeric uid",
+    "group": "a group name or numeric gid",
+    "endpoints": "a list of exactly two endpoints",
+}
+
+_FIELD_HINTS = {
+    "vlan": "VLAN ids are 1-4094",
+    "trunk": "a list of VLAN ids, each 1-4094",
+    "mtu": "MTU is 68-65535 bytes",
+    "endpoints": "write two endpoints: `node:iface`, `switch` or `sriov:<pf>/vf<n>`",
+    "ip": "e.g. `ip: 10.0.0.1/24`, or `ip: [10.0.0.1/30, 10.0.0.2/30]` for a node-to-node link",
+    "name": "the lab name: 1-12 characters [a-z][a-z0-9-]*",
+}
+
+_TYPE_MESSAGES = {
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+}
+
+_RANGE_TYPES = {"greater_than_equal": "≥", "less_than_equal": "≤", "greater_than": ">", "less_than": "<"}
+
+
+def _walk(raw: Any, loc: tuple[int | str, ...]) -> Path:
+    """Keep the parts of a pydantic location that exist in the raw data (drops union tags)."""
+    path: list[str | int] = []
+    current = raw
+    for part in loc:
+        if isinstance(current, dict) and str(part) in current:
+            path.append(str(part))
+            current = current[str(part)]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+    return tuple(path)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """BaseModel classes inside an annotation (through Optional, tuple, dict, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_models_in(arg))
+    return found
+
+
+def _model_at(cls: type[BaseModel], parts: Path) -> type[BaseModel] | None:
+    """The model class that holds the value at `parts` below an instance of `cls`."""
+    current: type[BaseModel] | None = cls
+    for part in parts:
+        if current is None:
+            return None
+        if isinstance(part, str) and part in current.model_fields:
+            candidates = _models_in(current.model_fields[part].annotation)
+            current = candidates[0] if candidates else None
+    return current
+
+
+def _unknown_key(cls: type[BaseModel], rel: Path, key: str) -> tuple[str, str]:
+    """(code, hint) for an unknown key: a close match, or the kind it belongs to."""
+    owner = _model_at(cls, rel[:-1]) or cls
+    allowed = [("from" if name == "source" else name) for name in owner.model_fields]
+    for registry, what in ((m.SWITCH_TYPES, "type"), (m.NODE_KINDS, "kind")):
+        if owner in registry.values() and len(rel) == 1:
+            holders = [k for k, c in registry.items() if key in c.model_fields]
+            if holders:
+                return f"{'-'.join(holders)}-only-option", \
+                    f"`{key}` is only valid with {what}: {' or '.join(holders)}"
+    if key == "<<":
+        return "unknown-key", "YAML merge keys are not supported; use `defaults:` for shared values"
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return "unknown-key", (f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(allowed)}")
+
+
+def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]:
+    """(code, message, hint) for one pydantic error."""
+    kind = err["type"]
+    loc = err["loc"]
+    field = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _FIELD_HINTS), "")
+    last = next((p for p in reversed(rel) if isinstance(p, str)), "")
+    hint = _FIELD_HINTS.get(field, "")
+    if kind == "extra_forbidden":
+        code, hint = _unknown_key(cls, rel, str(loc[-1]))
+        return code, f"unknown key `{loc[-1]}`", hint
+    if kind == "missing" and isinstance(loc[-1], int):
+        return "value-count", f"`{last}` needs {loc[-1] + 1} entries, got {loc[-1]}", hint
+    if kind == "missing":
+        return "missing-field", f"required field `{loc[-1]}` is missing", hint or "see `vnet schema`"
+    if kind == "literal_error":
+        return "invalid-value", f"`{err['input']}` is not one of {err['ctx']['expected']}", hint
+    if kind in _RANGE_TYPES:
+        bound = next(iter(err["ctx"].values()))
+        code = f"{field}-range" if field in ("vlan", "trunk", "mtu") else "value-range"
+        return code, f"{err['input']} is out of range (must be {_RANGE_TYPES[kind]} {bound})", hint
+    if kind in ("too_short", "too_long"):
+        return "value-count", f"`{last}` takes {err['ctx'].get('max_length', '?')} entries at most", hint
+    if kind in _TYPE_MESSAGES:
+        expected = _SHAPES.get(last) or _TYPE_MESSAGES[kind]
+        if expected == _SHAPES.get(last):
+            expected = f"expected {expected}"
+        return "type", f"{expected}, got {_type_name(err['input'])}", hint
+    return "invalid-value", err["msg"], hint
+
+
+def _type_name(value: Any) -> str:
+    names = {types.NoneType: "nothing (null)", bool: "a boolean", int: "an integer", float: "a number",
+             str: "a string", dict: "a mapping", list: "a list"}
+    return names.get(type(value), type(value).__name__)
+
+
+def translate(exc: ValidationError, cls: type[BaseModel], raw: Any, base: Path,
+              source: SourceMap) -> list[Diagnostic]:
+    """One Diagnostic per distinct problem; union branches failing at one path merge into one."""
+    seen: dict[tuple[Path, str], Diagnostic] = {}
+    for err in exc.errors(include_url=False):
+        rel = _walk(raw, err["loc"])
+        code, message, hint = _describe(err, cls, rel)
+        is_key = err["type"] == "extra_forbidden"
+        path = (*base, *rel)
+        mark = source.locate(path, key=is_key)
+        diagnostic = Diagnostic(source.file, mark.line, mark.column, code, message,
+                                format_path(path), hint)
+        slot = (path, f"missing {err['loc'][-1]}" if code == "missing-field" else code == "type" and "value" or code)
+        if slot not in seen:
+            seen[slot] = diagnostic
+    return list(seen.values())
