@@ -7,6 +7,7 @@ model and remembered (`Loaded.broken`) so that later checks do not report them t
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -143,8 +144,8 @@ def _mentioned_names(raw: Any) -> set[str]:
     """Node names a broken link or expectation mentions, as far as they can be read."""
     if not isinstance(raw, dict):
         return set()
-    texts = raw.get("endpoints") if isinstance(raw.get("endpoints"), list) else []
-    texts = [*texts, raw.get("from"), raw.get("to")]
+    endpoints = raw.get("endpoints")
+    texts = [*(endpoints if isinstance(endpoints, list) else []), raw.get("from"), raw.get("to")]
     return {t.partition(":")[0] for t in texts if isinstance(t, str)}
 
 
@@ -169,8 +170,6 @@ class _Header(m.Spec):
 
 
 def _unknown_sections(section: _Section, root: dict[str, Any]) -> None:
-    import difflib
-
     for key in root:
         if key not in m.SECTIONS:
             close = difflib.get_close_matches(key, m.SECTIONS, n=1)

@@ -151,7 +151,8 @@ def translate(exc: ValidationError, cls: type[BaseModel], raw: Any, base: Path,
         mark = source.locate(path, key=is_key)
         diagnostic = Diagnostic(source.file, mark.line, mark.column, code, message,
                                 format_path(path), hint)
-        slot = (path, f"missing {err['loc'][-1]}" if code == "missing-field" else code == "type" and "value" or code)
+        # One diagnostic per path: union branches that fail on one value merge into the first.
+        slot = (path, f"missing {err['loc'][-1]}" if code == "missing-field" else code)
         if slot not in seen:
             seen[slot] = diagnostic
     return list(seen.values())

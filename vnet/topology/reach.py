@@ -105,10 +105,7 @@ def listed_probes(lab: Lab) -> Iterator[Probe]:
         shared = [s for a in mine for b in theirs if (s := _shared_subnet(a, b)) is not None]
         versions = {a.version for i in mine for a in i.addresses}
         candidates = [a for i in theirs for a in i.addresses if a.version in versions]
-        if entry.reach:
-            chosen = tuple(shared[:1] or candidates[:1])
-        else:
-            chosen = tuple(candidates)
+        chosen = tuple(shared[:1] or candidates[:1]) if entry.reach else tuple(candidates)
         yield Probe(entry.source, entry.to, chosen, entry.reach, "listed in expect")
 
 

@@ -22,7 +22,7 @@ import networkx as nx
 
 from vnet.topology.lab import InterfaceKey, Lab, LinkInfo
 from vnet.topology.model import LinuxSwitch, OvsSwitch, SwitchBase
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, VfEnd
+from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd
 
 Tag = int | None
 LINUX_DEFAULT_PVID = 1

@@ -6,7 +6,7 @@ import difflib
 
 from vnet.topology import names as n
 from vnet.topology.checks.context import CheckContext
-from vnet.topology.model import LinuxSwitch, Link, OvsSwitch
+from vnet.topology.model import Link, LinuxSwitch, OvsSwitch
 from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, VfEnd
 from vnet.topology.source import Path
 

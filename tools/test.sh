@@ -1,0 +1,12 @@
+#!/bin/bash
+# The whole test suite: lint, strict typing, then every test tier. Extra arguments go to pytest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/tools/bootstrap.sh"
+cd "$root"
+echo "== ruff" >&2
+.venv/bin/ruff check vnet tests bench examples
+echo "== mypy --strict" >&2
+.venv/bin/mypy vnet
+echo "== pytest" >&2
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,3 @@
+from vnet.cli import main
+
+main()

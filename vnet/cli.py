@@ -1,0 +1,107 @@
+"""The `vnet` command. The only module that prints or exits (exit codes: design.md §5)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from vnet import __version__
+from vnet.errors import EX_DATAERR, EX_SOFTWARE, Diagnostic, TopologyError, VnetError
+from vnet.topology import diagnose, load
+from vnet.topology.graph import build_graph
+from vnet.topology.model import Topology
+from vnet.topology.render import RENDERERS
+
+
+def _echo_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
+    for diagnostic in diagnostics:
+        click.echo(diagnostic.format(), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vnet")
+def cli() -> None:
+    """Declare virtual networks in a file, build them on this host, and prove them."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnostics as JSON.")
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check topology FILES; exit 65 with every problem if any is invalid."""
+    failed = False
+    report: list[dict[str, Any]] = []
+    for path in files:
+        lab, diagnostics = diagnose(path)
+        failed = failed or lab is None
+        ordered = TopologyError(diagnostics).diagnostics
+        if as_json:
+            report.append({"file": path, "valid": lab is not None,
+                           "diagnostics": [d.to_json() for d in ordered]})
+            continue
+        _echo_diagnostics(ordered)
+        if lab is not None:
+            topo = lab.topology
+            click.echo(f"{path}: ok (lab {topo.name}: {len(topo.nodes)} nodes, "
+                       f"{len(topo.switches)} switches, {len(lab.links)} links)")
+        else:
+            errors = sum(d.is_error for d in ordered)
+            click.echo(f"{path}: {errors} error(s)", err=True)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    if failed:
+        sys.exit(EX_DATAERR)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="dot",
+              show_default=True, help="Output format (svg and png need Graphviz `dot`).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not to stdout.")
+def graph(file: str, fmt: str, output: str | None) -> None:
+    """Draw the lab in FILE: switches, nodes, links, VLANs and addresses."""
+    data = RENDERERS[fmt](build_graph(load(file)))
+    if output is None:
+        sys.stdout.buffer.write(data)
+        return
+    with open(output, "wb") as handle:
+        handle.write(data)
+    click.echo(f"wrote {output} ({fmt}, {len(data)} bytes)", err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the topology format (for editors' YAML language servers)."""
+    document = Topology.model_json_schema(by_alias=True, mode="validation")
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI and turn vnet errors into messages and exit codes."""
+    try:
+        cli.main(args=argv, prog_name="vnet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VnetError as exc:
+        click.echo(exc.format(), err=True)
+        sys.exit(exc.exit_code)
+    except Exception:  # a bug: say so, keep the traceback for the report
+        if os.environ.get("VNET_DEBUG"):
+            traceback.print_exc()
+        else:
+            click.echo(f"internal error: {traceback.format_exc(limit=-1).strip().splitlines()[-1]}"
+                       "\n    hint: this is a bug in vnet; rerun with VNET_DEBUG=1 and report the "
+                       "traceback", err=True)
+        sys.exit(EX_SOFTWARE)
+    sys.exit(0)
