@@ -83,6 +83,10 @@ def schema() -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
+# The commands that touch the host register themselves on `cli`.
+from vnet import cli_lab  # noqa: E402, F401
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI and turn vnet errors into messages and exit codes."""
     try:

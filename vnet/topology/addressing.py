@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Container
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import netaddr
 
@@ -22,10 +23,19 @@ class AddressError(ValueError):
     """A value is not a usable address; the message says why."""
 
 
+def _no_prefix(text: str, what: str) -> NoReturn:
+    """Raise for `text` without `/`: a missing prefix if it is an address, else not `what`."""
+    try:
+        netaddr.IPAddress(text)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise AddressError(f"`{text}` is not {what}") from None
+    raise AddressError(f"`{text}` has no prefix length")
+
+
 def parse_interface_address(text: str) -> netaddr.IPNetwork:
     """`10.0.0.1/24` -> IPNetwork keeping the host part. The prefix length is required."""
     if "/" not in text:
-        raise AddressError(f"`{text}` has no prefix length")
+        _no_prefix(text, "an address in CIDR form")
     try:
         address = netaddr.IPNetwork(text)
     except (netaddr.AddrFormatError, ValueError, TypeError):
@@ -40,7 +50,7 @@ def parse_interface_address(text: str) -> netaddr.IPNetwork:
 def parse_subnet(text: str) -> netaddr.IPNetwork:
     """`10.0.0.0/24` -> IPNetwork; host bits must be zero."""
     if "/" not in text:
-        raise AddressError(f"`{text}` has no prefix length")
+        _no_prefix(text, "a subnet in CIDR form")
     try:
         subnet = netaddr.IPNetwork(text)
     except (netaddr.AddrFormatError, ValueError, TypeError):

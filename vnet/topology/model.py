@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag
 
-Mtu = Annotated[int, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
-VlanId = Annotated[int, Field(ge=1, le=4094, description="802.1Q VLAN id (1-4094)")]
+Mtu = Annotated[StrictInt, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
+VlanId = Annotated[StrictInt, Field(ge=1, le=4094, description="802.1Q VLAN id (1-4094)")]
 
 
 class Spec(BaseModel):
@@ -27,17 +27,17 @@ class Spec(BaseModel):
 class SwitchBase(Spec):
     type: str
     mtu: Mtu | None = None
-    stp: bool = Field(False, description="Spanning tree on this bridge")
+    stp: StrictBool = Field(False, description="Spanning tree on this bridge")
 
 
 class LinuxSwitch(SwitchBase):
     """A Linux bridge. Its name is the real bridge name (at most 15 characters)."""
 
     type: Literal["linux"] = "linux"
-    vlan_filtering: bool = Field(False, description="VLAN-aware bridge (802.1Q filtering)")
-    forward_delay: Annotated[float, Field(ge=2, le=30)] | None = Field(
+    vlan_filtering: StrictBool = Field(False, description="VLAN-aware bridge (802.1Q filtering)")
+    forward_delay: Annotated[StrictFloat, Field(ge=2, le=30)] | None = Field(
         None, description="STP forward delay in seconds (2-30)")
-    ageing_time: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+    ageing_time: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = Field(
         None, description="MAC ageing time in seconds")
 
 
@@ -48,7 +48,7 @@ class OvsSwitch(SwitchBase):
     fail_mode: Literal["standalone", "secure"] = "standalone"
     datapath: Literal["auto", "system", "netdev"] = Field(
         "auto", description="auto: the kernel datapath when the kernel has it, else userspace")
-    rstp: bool = Field(False, description="Rapid spanning tree")
+    rstp: StrictBool = Field(False, description="Rapid spanning tree")
     other_config: dict[str, str] = Field(default_factory=dict,
                                          description="Extra Bridge other_config keys")
 
@@ -63,7 +63,7 @@ SWITCH_TYPES: dict[str, type[SwitchBase]] = {"linux": LinuxSwitch, "ovs": OvsSwi
 class Route(Spec):
     to: str = Field(description="Destination CIDR, or `default`")
     via: str = Field(description="Gateway address, on a subnet of one of the node's interfaces")
-    metric: Annotated[int, Field(ge=0, le=4294967295)] | None = None
+    metric: Annotated[StrictInt, Field(ge=0, le=4294967295)] | None = None
 
 
 class KernelImage(Spec):
@@ -106,7 +106,7 @@ class NetnsNode(NodeBase):
 
     kind: Literal["netns"] = "netns"
     routes: tuple[Route, ...] = ()
-    forwarding: bool = Field(False, description="IP forwarding (a router)")
+    forwarding: StrictBool = Field(False, description="IP forwarding (a router)")
 
 
 class VmNode(NodeBase):
@@ -114,9 +114,9 @@ class VmNode(NodeBase):
 
     kind: Literal["vm"]
     routes: tuple[Route, ...] = ()
-    forwarding: bool = False
-    memory: Annotated[int, Field(ge=32, le=1_048_576)] = Field(128, description="MiB")
-    vcpus: Annotated[int, Field(ge=1, le=64)] = 1
+    forwarding: StrictBool = False
+    memory: Annotated[StrictInt, Field(ge=32, le=1_048_576)] = Field(128, description="MiB")
+    vcpus: Annotated[StrictInt, Field(ge=1, le=64)] = 1
     image: Image = "tiny"
     accel: Literal["auto", "kvm", "tcg"] = Field(
         "auto", description="auto: KVM when the CPU has VT-x/AMD-V and /dev/kvm opens, else TCG")
@@ -129,7 +129,7 @@ class TapNode(NodeBase):
     can_probe: ClassVar[bool] = False
     owner: str | int | None = Field(None, description="User allowed to open the TAPs")
     group: str | int | None = Field(None, description="Group allowed to open the TAPs")
-    multi_queue: bool = False
+    multi_queue: StrictBool = False
 
 
 Node = Annotated[NetnsNode | VmNode | TapNode, Field(discriminator="kind")]
@@ -161,16 +161,16 @@ class Network(Spec):
 class VfSpec(Spec):
     mac: str | None = None
     vlan: VlanId | None = None
-    qos: Annotated[int, Field(ge=0, le=7)] | None = None
-    spoofchk: bool | None = None
-    trust: bool | None = None
-    min_tx_rate: Annotated[int, Field(ge=0)] | None = Field(None, description="Mbit/s")
-    max_tx_rate: Annotated[int, Field(ge=0)] | None = Field(None, description="Mbit/s")
+    qos: Annotated[StrictInt, Field(ge=0, le=7)] | None = None
+    spoofchk: StrictBool | None = None
+    trust: StrictBool | None = None
+    min_tx_rate: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Mbit/s")
+    max_tx_rate: Annotated[StrictInt, Field(ge=0)] | None = Field(None, description="Mbit/s")
     link_state: Literal["auto", "enable", "disable"] | None = None
 
 
 class PfSpec(Spec):
-    num_vfs: Annotated[int, Field(ge=0, le=4096)]
+    num_vfs: Annotated[StrictInt, Field(ge=0, le=4096)]
     eswitch: Literal["legacy", "switchdev"] = "legacy"
     vfs: dict[int, VfSpec] = Field(default_factory=dict)
 
@@ -178,7 +178,7 @@ class PfSpec(Spec):
 class Expectation(Spec):
     source: str = Field(alias="from", description="Node the ICMP probe is sent from")
     to: str = Field(description="Target node, or `node:iface` for one interface")
-    reach: bool = True
+    reach: StrictBool = True
 
 
 class Defaults(Spec):
@@ -186,22 +186,22 @@ class Defaults(Spec):
 
     mtu: Mtu | None = None
     type: Literal["linux", "ovs"] | None = None
-    stp: bool | None = None
-    vlan_filtering: bool | None = None
-    forward_delay: Annotated[float, Field(ge=2, le=30)] | None = None
-    ageing_time: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    stp: StrictBool | None = None
+    vlan_filtering: StrictBool | None = None
+    forward_delay: Annotated[StrictFloat, Field(ge=2, le=30)] | None = None
+    ageing_time: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
     fail_mode: Literal["standalone", "secure"] | None = None
     ovs_datapath: Literal["auto", "system", "netdev"] | None = None
-    rstp: bool | None = None
+    rstp: StrictBool | None = None
     kind: Literal["netns", "vm", "tap"] | None = None
-    forwarding: bool | None = None
-    memory: Annotated[int, Field(ge=32, le=1_048_576)] | None = None
-    vcpus: Annotated[int, Field(ge=1, le=64)] | None = None
+    forwarding: StrictBool | None = None
+    memory: Annotated[StrictInt, Field(ge=32, le=1_048_576)] | None = None
+    vcpus: Annotated[StrictInt, Field(ge=1, le=64)] | None = None
     image: Image | None = None
     accel: Literal["auto", "kvm", "tcg"] | None = None
     owner: str | int | None = None
     group: str | int | None = None
-    multi_queue: bool | None = None
+    multi_queue: StrictBool | None = None
 
 
 # A defaults key that is written differently from the field it fills.

@@ -30,6 +30,8 @@ _FIELD_HINTS = {
     "endpoints": "write two endpoints: `node:iface`, `switch` or `sriov:<pf>/vf<n>`",
     "ip": "e.g. `ip: 10.0.0.1/24`, or `ip: [10.0.0.1/30, 10.0.0.2/30]` for a node-to-node link",
     "name": "the lab name: 1-12 characters [a-z][a-z0-9-]*",
+    "version": "the format version: only `version: 1` exists (or leave it out)",
+    "subnet": "an IPv4 or IPv6 subnet in CIDR form, e.g. `10.10.0.0/24` or `fd00:10::/64`",
 }
 
 _TYPE_MESSAGES = {
@@ -103,6 +105,15 @@ def _unknown_key(cls: type[BaseModel], rel: Path, key: str) -> tuple[str, str]:
     return "unknown-key", (f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(allowed)}")
 
 
+def _kind_of(cls: type[BaseModel]) -> str:
+    """`type: linux` / `kind: netns`: what a switch or node class is."""
+    for name in ("type", "kind"):
+        if name in cls.model_fields:
+            values = typing.get_args(cls.model_fields[name].annotation)
+            return f"{name}: {values[0]}" if values else name
+    return cls.__name__
+
+
 def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]:
     """(code, message, hint) for one pydantic error."""
     kind = err["type"]
@@ -112,13 +123,19 @@ def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]
     hint = _FIELD_HINTS.get(field, "")
     if kind == "extra_forbidden":
         code, hint = _unknown_key(cls, rel, str(loc[-1]))
+        if code != "unknown-key":  # an option of another switch type or node kind
+            return code, f"`{loc[-1]}` is not an option of {_kind_of(cls)}", hint
         return code, f"unknown key `{loc[-1]}`", hint
     if kind == "missing" and isinstance(loc[-1], int):
         return "value-count", f"`{last}` needs {loc[-1] + 1} entries, got {loc[-1]}", hint
     if kind == "missing":
-        return "missing-field", f"required field `{loc[-1]}` is missing", hint or "see `vnet schema`"
+        return "missing-field", f"required field `{loc[-1]}` is missing", \
+            hint or f"add `{loc[-1]}:` (`vnet schema` describes every field)"
     if kind == "literal_error":
-        return "invalid-value", f"`{err['input']}` is not one of {err['ctx']['expected']}", hint
+        expected = err["ctx"]["expected"]
+        if " or " not in expected:
+            return "invalid-value", f"`{err['input']}` is not allowed (the only value is {expected})", hint
+        return "invalid-value", f"`{err['input']}` is not one of {expected}", hint
     if kind in _RANGE_TYPES:
         bound = next(iter(err["ctx"].values()))
         code = f"{field}-range" if field in ("vlan", "trunk", "mtu") else "value-range"
@@ -129,6 +146,8 @@ def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]
         expected = _SHAPES.get(last) or _TYPE_MESSAGES[kind]
         if expected == _SHAPES.get(last):
             expected = f"expected {expected}"
+        if kind.startswith("bool_") and not hint:
+            hint = "write `true` or `false`"
         return "type", f"{expected}, got {_type_name(err['input'])}", hint
     return "invalid-value", err["msg"], hint
 

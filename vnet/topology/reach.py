@@ -1,7 +1,8 @@
 """Reachability expectations: the `expect` list, or the matrix derived from the graph.
 
 Derived rule (design.md §3): two interfaces on the same L2 segment and the same subnet must
-reach each other; nodes none of whose segments are connected must not. Segments are connected
+reach each other (between nodes vnet runs: a tap node's guest is started by someone else, so
+it is a target only when listed); nodes none of whose segments are connected must not. Segments are connected
 by nodes that forward (routers), by tap nodes (their guest is unknown, so vnet assumes it may
 forward) and by a legacy VF's physical uplink. Pairs that need routing are only checked when
 listed in `expect`.
@@ -58,6 +59,9 @@ def same_segment_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
             if not _can_probe(lab, a.node):
                 continue
             for b in members:
+                # Tap nodes' guests run outside vnet: they are checked only when listed.
+                if not _can_probe(lab, b.node):
+                    continue
                 shared = _shared_subnet(a, b) if a.node != b.node else None
                 if shared is not None and (a.node, b.node) not in seen:
                     seen.add((a.node, b.node))

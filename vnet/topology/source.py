@@ -26,6 +26,8 @@ Path = tuple[str | int, ...]
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 2_000_000  # values produced, counting every alias expansion
+MAX_ALIAS_VALUES = 100_000  # values produced by alias expansions alone (each copies locations)
+_STD_TAG = "tag:yaml.org,2002:"
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -118,6 +120,7 @@ class _Builder:
         self.anchors: dict[str, _Anchor | None] = {}  # None: anchored node still open
         self.entries: list[tuple[Path, bool, Mark]] = []
         self.nodes = 0
+        self.aliased = 0  # values produced by alias expansions
         self.documents = 0
         self.root: Any = None
         self.duplicates: list[Diagnostic] = []
@@ -161,6 +164,9 @@ class _Builder:
     def take_key(self, event: Any, mark: Mark) -> None:
         top = self.stack[-1]
         key = str(event.value)
+        if key == "<<" and event.implicit[0]:
+            raise self.fail(mark, "yaml-merge-key", "YAML merge keys (`<<`) are not supported",
+                            "write the values out, or put shared values in `defaults:`")
         path = (*top.path, key)
         if key in top.value:
             first = self.smap.keys.get(path, mark)
@@ -191,7 +197,8 @@ class _Builder:
     def check_tag(self, event: Any, mark: Mark) -> None:
         tag = getattr(event, "tag", None)
         if tag not in (None, "!"):
-            raise self.fail(mark, "yaml-tag", f"YAML tag `{tag}` is not allowed",
+            shown = "!!" + tag[len(_STD_TAG):] if tag.startswith(_STD_TAG) else tag  # as written
+            raise self.fail(mark, "yaml-tag", f"YAML tag `{shown}` is not allowed",
                             "topology files use plain values only; remove the tag")
 
     def on_scalar(self, event: Any, mark: Mark) -> None:
@@ -201,7 +208,11 @@ class _Builder:
             self.take_key(event, mark)
             return
         self.count(1, mark)
-        value = resolve_plain(event.value) if event.implicit[0] else event.value
+        try:
+            value = resolve_plain(event.value) if event.implicit[0] else event.value
+        except ValueError:  # an integer longer than Python's int_max_str_digits (4300)
+            raise self.fail(mark, "yaml-number-too-long", f"a {len(event.value)}-digit number",
+                            "no topology value is that long; quote it if it is meant as text") from None
         self.record(path, False, mark)
         self.open_anchor(event.anchor)
         self.close_anchor(event.anchor, path, value, len(self.entries) - 1)
@@ -240,6 +251,11 @@ class _Builder:
             raise self.fail(mark, "yaml-alias", f"alias *{event.anchor} refers to itself",
                             "recursive structures are not allowed")
         self.count(max(1, len(anchor.entries)), mark)
+        self.aliased += len(anchor.entries)
+        if self.aliased > MAX_ALIAS_VALUES:
+            raise self.fail(mark, "yaml-too-large",
+                            f"aliases expand to more than {MAX_ALIAS_VALUES} values",
+                            "aliases (*name) multiply content; write the values out or use `defaults:`")
         for rel, is_key, m in anchor.entries:
             self.record((*path, *rel), is_key, m if rel else mark)
         self.place(anchor.value)
@@ -289,6 +305,9 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
         column = position - (text.rfind("\n", 0, position) + 1) + 1
     problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
     context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark.line + 1 != line:
+        context = f"{context} that started on line {context_mark.line + 1}"
     message = f"{problem} ({context})" if context else str(problem)
     return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}",
                       hint="check indentation, quoting and `key: value` spacing near this line")
@@ -324,5 +343,9 @@ def read_file(path: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise fail("file-encoding", f"file is not UTF-8 (byte {exc.start})", "save it as UTF-8") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SourceError(Diagnostic(path, line, column, "file-encoding",
+                                     f"file is not UTF-8 (byte {exc.start}: {data[exc.start]:#04x})",
+                                     hint="save it as UTF-8")) from None
     return parse_text(text, path)

@@ -77,7 +77,7 @@ def _static_entries(ctx: CheckContext, link: Link, pos: int,
         return [[(str(entry), base if single else (*base, k)) for k, entry in enumerate(ip)]]
     if len(ip) != len(node_ends):
         ctx.report(base, "ip-count",
-                   f"{len(ip)} address entries for {len(node_ends)} node endpoints",
+                   f"{len(ip)} `ip` {'entry' if len(ip) == 1 else 'entries'} for {len(node_ends)} node ends",
                    "a node-to-node link takes one entry per node, in endpoint order: "
                    "`ip: [10.0.0.1/30, 10.0.0.2/30]`")
         return None
@@ -124,7 +124,7 @@ def _pool_entries(ctx: CheckContext, ledger: _Ledger, link: Link, pos: int,
             "links", pos, "network", k)
         pool = ledger.pools.get(name)
         if pool is None:
-            if name not in ctx.topology.networks:
+            if name not in ctx.topology.networks and not ctx.is_broken(name):  # broken: reported
                 close = difflib.get_close_matches(name, list(ctx.topology.networks), n=1)
                 ctx.report(path, "pool-unknown", f"`{name}` is not a pool in `networks:`",
                            f"did you mean `{close[0]}`?" if close else "declare it under `networks:`")
@@ -195,7 +195,8 @@ def _check_overlaps(ctx: CheckContext) -> None:
                 if other_iface != iface and other.version == address.version and (
                         address.ip in other.cidr or other.ip in address.cidr):
                     pos = ctx.interface_links[(node, iface)]
-                    ctx.report(("links", pos), "address-overlap",
+                    attr = "ip" if ("links", pos, "ip") in ctx.loaded.source.values else "network"
+                    ctx.report(("links", pos, attr), "address-overlap",
                                f"{node}:{iface} {address} overlaps {node}:{other_iface} {other}",
                                "give each interface of a node its own subnet")
             per_node.setdefault(node, []).append((iface, address))

@@ -18,9 +18,10 @@ _ALLOWED_PAIRS = {
 _ROLE = {NodeEnd: "node", SwitchEnd: "switch", VfEnd: "vf"}
 
 
-def _close(name: str, choices: list[str]) -> str:
+def _close(name: str, choices: list[str],
+           otherwise: str = "declare it under `nodes:` or `switches:`") -> str:
     match = difflib.get_close_matches(name, choices, n=1)
-    return f"did you mean `{match[0]}`?" if match else "declare it under `nodes:` or `switches:`"
+    return f"did you mean `{match[0]}`?" if match else otherwise
 
 
 def _resolve_node(ctx: CheckContext, end: NodeEnd, path: Path) -> Endpoint | None:
@@ -32,7 +33,7 @@ def _resolve_node(ctx: CheckContext, end: NodeEnd, path: Path) -> Endpoint | Non
     if end.node not in topo.nodes:
         if not ctx.is_broken(end.node):
             ctx.report(path, "endpoint-unknown", f"`{end.node}` is not a declared node",
-                       _close(end.node, [*topo.nodes, *topo.switches]))
+                       _close(end.node, [*topo.nodes, *topo.switches], "declare it under `nodes:`"))
         return None
     problem = n.ifname_problem(end.iface)
     if problem:
@@ -50,7 +51,8 @@ def _resolve_switch(ctx: CheckContext, end: SwitchEnd, path: Path) -> Endpoint |
     if end.name not in topo.switches:
         if not ctx.is_broken(end.name):
             ctx.report(path, "endpoint-unknown", f"`{end.name}` is not a declared switch",
-                       _close(end.name, [*topo.switches, *topo.nodes]))
+                       _close(end.name, [*topo.switches, *topo.nodes],
+                              "declare it under `switches:`; a node end is written `node:iface`"))
         return None
     return end
 
@@ -59,8 +61,10 @@ def _resolve_vf(ctx: CheckContext, end: VfEnd, path: Path) -> Endpoint | None:
     pf = ctx.topology.sriov.get(end.pf)
     if pf is None:
         if not ctx.is_broken(end.pf):
+            close = difflib.get_close_matches(end.pf, list(ctx.topology.sriov), n=1)
             ctx.report(path, "sriov-unknown-pf", f"physical function `{end.pf}` is not declared",
-                       f"add `sriov: {{{end.pf}: {{num_vfs: {end.vf + 1}}}}}`")
+                       f"did you mean `{close[0]}`?" if close
+                       else f"add `sriov: {{{end.pf}: {{num_vfs: {end.vf + 1}}}}}`")
         return None
     if end.vf >= pf.num_vfs:
         ctx.report(path, "sriov-vf-range", f"`{end}` does not exist: `{end.pf}` has {pf.num_vfs} VFs",
@@ -75,6 +79,9 @@ def _resolve(ctx: CheckContext, text: str, path: Path) -> Endpoint | None:
     except n.EndpointSyntaxError as exc:
         ctx.report(path, "endpoint-syntax", str(exc), exc.hint)
         return None
+    name = end.node if isinstance(end, NodeEnd) else end.name if isinstance(end, SwitchEnd) else None
+    if name in ctx.topology.nodes and name in ctx.topology.switches:
+        return None  # the name-conflict is reported; which one is meant cannot be known
     if isinstance(end, NodeEnd):
         return _resolve_node(ctx, end, path)
     if isinstance(end, SwitchEnd):

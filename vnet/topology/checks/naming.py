@@ -8,7 +8,7 @@ from vnet.topology.checks.context import CheckContext
 
 def check_names(ctx: CheckContext) -> None:
     topo = ctx.topology
-    if not n.LAB_NAME.match(topo.name):
+    if not ctx.loaded.name_invalid and not n.LAB_NAME.match(topo.name):
         ctx.report(("name",), "lab-name", f"`{topo.name}` is not a valid lab name", n.LAB_NAME_HINT)
     for name in topo.nodes:
         if not n.NODE_NAME.match(name):

@@ -22,8 +22,8 @@ def _route_target(ctx: CheckContext, text: str, version: int, path: Path) -> net
         return None
 
 
-def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode) -> None:
-    connected = [a for (owner, _), addrs in ctx.addresses.items() if owner == name for a in addrs]
+def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode,
+                       connected: list[netaddr.IPNetwork]) -> None:
     seen: set[netaddr.IPNetwork] = set()
     for k, route in enumerate(node.routes):
         path: Path = ("nodes", name, "routes", k)
@@ -50,9 +50,12 @@ def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode) -
 
 
 def check_routes(ctx: CheckContext) -> None:
+    connected: dict[str, list[netaddr.IPNetwork]] = {}  # node -> its addresses (one pass, not one per node)
+    for (owner, _), addrs in ctx.addresses.items():
+        connected.setdefault(owner, []).extend(addrs)
     for name, node in ctx.topology.nodes.items():
         if isinstance(node, NetnsNode | VmNode):
-            _check_node_routes(ctx, name, node)
+            _check_node_routes(ctx, name, node, connected.get(name, []))
 
 
 def _image_paths(node: VmNode) -> list[tuple[str, str]]:
@@ -66,12 +69,12 @@ def _image_paths(node: VmNode) -> list[tuple[str, str]]:
 
 def check_images(ctx: CheckContext) -> None:
     """Image files are resolved relative to the topology file and must exist."""
-    base = os.path.dirname(os.path.abspath(ctx.loaded.file))
+    base = os.path.dirname(ctx.loaded.file)  # as the file was named: stable in messages
     for name, node in ctx.topology.nodes.items():
         if not isinstance(node, VmNode):
             continue
         for attr, relative in _image_paths(node):
-            path = os.path.join(base, relative)
+            path = os.path.normpath(os.path.join(base, relative))
             if not os.path.isfile(path):
                 ctx.report(("nodes", name, "image", attr), "image-missing",
                            f"{attr} image `{relative}` does not exist (looked at {path})",
@@ -87,11 +90,16 @@ def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
         if vf.mac is not None:
             try:
                 mac = netaddr.EUI(vf.mac)
-                if int(mac) >> 40 & 1 or mac.version != 48:
+                if mac.version != 48:
                     raise ValueError(vf.mac)
             except (netaddr.AddrFormatError, ValueError, TypeError):
-                ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is not a unicast MAC address",
+                ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is not a MAC address",
                            "write six hex octets, e.g. 02:00:00:00:00:01")
+            else:
+                if int(mac) >> 40 & 1:
+                    ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is a multicast MAC address",
+                               "a VF needs a unicast MAC: the first octet's lowest bit is 0, "
+                               "e.g. 02:00:00:00:00:01")
         if vf.min_tx_rate and vf.max_tx_rate and vf.min_tx_rate > vf.max_tx_rate:
             ctx.report((*path, "min_tx_rate"), "sriov-rate",
                        f"min_tx_rate {vf.min_tx_rate} exceeds max_tx_rate {vf.max_tx_rate}",

@@ -1,0 +1,547 @@
+"""Benchmark: a Mininet-style linear,N lab built by vnet vs raw `ip -batch` (the floor) vs Mininet.
+
+    .venv/bin/python bench/linear_bench.py [--n 100] [--repeat 3] [--skip-mininet] [--skip-1000]
+
+Root only. The lab: hosts h1..hN (netns), Linux bridges s1..sN, hK linked to sK and sK to
+sK+1 (2N-1 links), every host addressed from one pool in 198.18.0.0/15. All names are unique
+to the run (`lb<run>`), nothing is routed outside the lab, and everything the script made is
+removed at the end, also after a failure or Ctrl-C (only its own names are touched).
+
+Measured in one run, `--repeat` times where cheap (median and min are reported):
+1. floor: the same objects built by `ip -batch -` (namespaces, bridges, veth pairs with the
+   peer created in its namespace, master, up; then one `netns exec NS ip addr add` per host in
+   a second batch, since a batch line cannot target a namespace), and torn down by one batch of
+   `netns del` plus `link del group G`;
+2. vnet: `vnet.api.apply(vnet.load(FILE))`, no-op `plan` and re-apply, `destroy`; the same
+   through the CLI (`vnet apply|plan|destroy` as subprocesses, interpreter start-up included);
+   one `vnet.api.verify` (time and probe count);
+3. Mininet 2.3: `mn --topo linear,N --switch lxbr --controller none --test none` (build and
+   teardown), once; skipped with a hint when `mn` is missing;
+4. deleting a fresh vnet lab's host devices one RTM_DELLINK at a time, vs `vnet destroy`;
+5. N=1000 with vnet: apply, no-op plan, destroy, once.
+
+Before each timed step the script waits until rtnetlink is quiet (a fresh lab keeps kworkers
+busy under the RTNL lock for a while: IPv6 autoconfiguration, namespace cleanup), so that no
+step pays for the previous one; the load average is printed, as other work on the machine
+distorts every figure. Results: bench/README.md.
+
+Mininet's own `mn -c` is deliberately not run: it kills processes by name (killall, pkill -f),
+deletes every OVS bridge on the host and removes /tmp/*.log. After a Mininet run the script
+instead removes only the devices and processes that appeared during that run with Mininet's
+names (`sK`, `sK-ethJ`, `hK-ethJ`, `mininet:hK` shells).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import vnet
+from vnet import api
+from vnet.drivers import netns
+from vnet.drivers.host import KernelHost
+from vnet.drivers.netlink import NetlinkSocket, wire
+from vnet.reconcile.observe import lab_prefix
+from vnet.resources import HOST
+
+VNET = str(Path(sys.executable).with_name("vnet"))
+POOL_BASE = (198 << 24) | (18 << 16)  # 198.18.0.0/15
+
+
+def address(k: int) -> str:
+    value = POOL_BASE + k
+    return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0)) + "/15"
+
+
+# --- the topology ----------------------------------------------------------------------------
+
+def topology_yaml(lab: str, n: int) -> str:
+    lines = [f"# linear,{n} for bench/linear_bench.py", f"name: {lab}",
+             "networks:", "  pool: {subnet: 198.18.0.0/15}", "switches:"]
+    lines += [f"  {lab}s{k}: {{type: linux}}" for k in range(1, n + 1)]
+    lines += ["nodes:"] + [f"  h{k}: {{kind: netns}}" for k in range(1, n + 1)]
+    lines += ["links:"]
+    lines += [f"  - {{endpoints: [h{k}:eth0, {lab}s{k}], network: pool}}" for k in range(1, n + 1)]
+    lines += [f"  - {{endpoints: [{lab}s{k}, {lab}s{k + 1}]}}" for k in range(1, n)]
+    return "\n".join(lines) + "\n"
+
+
+# --- bookkeeping: what this run made, so that it can always be removed ------------------------
+
+@dataclass
+class Run:
+    ident: str
+    workdir: Path
+    group: int
+    labs: set[str] = field(default_factory=set)
+    mininet_before: tuple[set[str], set[int]] | None = None
+    mininet_proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def floor_prefix(self) -> str:
+        return f"lb{self.ident}"
+
+    def floor_ns(self, k: int) -> str:
+        return f"lb{self.ident}f-h{k}"
+
+    @property
+    def probe_ns(self) -> str:
+        return f"lb{self.ident}-probe"
+
+
+def sh(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, input=stdin, text=True, capture_output=True, check=False)
+    if check and done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return done
+
+
+def link_names(group: int | None = None) -> dict[str, int]:
+    """name -> ifindex of the host's devices (of one group)."""
+    argv = ["ip", "-o", "link", "show"] + (["group", str(group)] if group is not None else [])
+    names = {}
+    for line in sh(*argv).stdout.splitlines():
+        index, name = line.split(":", 2)[:2]
+        names[name.strip().split("@")[0]] = int(index)
+    return names
+
+
+def cleanup(run: Run) -> list[str]:
+    """Remove everything of this run: its labs, its floor objects, Mininet leftovers."""
+    problems: list[str] = []
+    for lab in sorted(run.labs):
+        try:
+            api.destroy(lab)
+        except Exception as exc:  # fall back to the CLI, then report
+            done = sh(VNET, "destroy", "--lab", lab, check=False)
+            if done.returncode != 0:
+                problems.append(f"vnet destroy --lab {lab}: {exc}; {done.stderr.strip()}")
+    for name in netns.names():
+        if name.startswith(f"lb{run.ident}"):
+            sh("ip", "netns", "del", name, check=False)
+    for name in link_names():
+        if name.startswith(run.floor_prefix):
+            sh("ip", "link", "del", name, check=False)
+    problems += cleanup_mininet(run)
+    shutil.rmtree(run.workdir, ignore_errors=True)
+    return problems
+
+
+# --- waiting for a quiet kernel ---------------------------------------------------------------
+
+def settle(run: Run, limit: float = 60.0) -> float:
+    """Wait until 50 trivial RTNL-taking requests take < 1 ms ten times in a row; return the wait."""
+    with netns.entered(run.probe_ns):
+        sock = NetlinkSocket()
+    start = time.perf_counter()
+    quiet = 0
+    with sock:
+        batch = [wire.new_link(index=1, alias=f"probe{i}") for i in range(50)]
+        while quiet < 10 and time.perf_counter() - start < limit:
+            t0 = time.perf_counter()
+            sock.check(batch)
+            quiet = quiet + 1 if time.perf_counter() - t0 < 1e-3 else 0
+            time.sleep(0.05)
+    return time.perf_counter() - start
+
+
+
+# --- 1. the floor: ip -batch --------------------------------------------------------------------
+
+def floor_lines(run: Run, n: int) -> tuple[list[str], list[str]]:
+    """The host-side batch (namespaces, bridges, veths, master, up) and the namespace batch.
+
+    The kernel refuses IFF_UP for a veth peer created straight into another namespace
+    (ENOTCONN), and a batch line cannot target a namespace: each namespace gets one
+    `netns exec NS ip -batch FILE` (lo up, eth0 up, address), as vnet sets lo and eth0 up too."""
+    p, g = run.floor_prefix, run.group
+    host: list[str] = []
+    for k in range(1, n + 1):
+        host += [f"netns add {run.floor_ns(k)}",
+                 f"link add {p}b{k} group {g} up type bridge",
+                 f"link add {p}h{k} group {g} master {p}b{k} up type veth peer name eth0 "
+                 f"netns {run.floor_ns(k)}"]
+    for k in range(1, n):  # the peer's master cannot be given at creation: one more line
+        host += [f"link add {p}l{k} group {g} master {p}b{k} up type veth peer name {p}r{k} group {g}",
+                 f"link set {p}r{k} master {p}b{k + 1} up"]
+    inside: list[str] = []
+    for k in range(1, n + 1):
+        batch = run.workdir / f"{run.floor_ns(k)}.batch"
+        batch.write_text(f"link set lo up\nlink set eth0 up\naddr add {address(k)} dev eth0\n")
+        inside.append(f"netns exec {run.floor_ns(k)} ip -batch {batch}")
+    return host, inside
+
+
+def floor_build(run: Run, n: int) -> dict[str, float]:
+    host, inside = floor_lines(run, n)
+    t0 = time.perf_counter()
+    sh("ip", "-batch", "-", stdin="\n".join(host) + "\n")
+    t1 = time.perf_counter()
+    sh("ip", "-batch", "-", stdin="\n".join(inside) + "\n")
+    t2 = time.perf_counter()
+    devices = link_names(run.group)
+    if len(devices) != 4 * n - 2:
+        raise SystemExit(f"floor: expected {4 * n - 2} devices in group {run.group}, found {len(devices)}")
+    last = sh("ip", "-n", run.floor_ns(n), "-o", "addr", "show", "dev", "eth0", "up").stdout
+    if address(n) not in last:
+        raise SystemExit(f"floor: {run.floor_ns(n)} lacks {address(n)} on an up eth0: {last!r}")
+    return {"build": t2 - t0, "host batch": t1 - t0, "namespace batch": t2 - t1}
+
+
+def floor_teardown(run: Run, n: int) -> float:
+    foreign = [name for name in link_names(run.group) if not name.startswith(run.floor_prefix)]
+    if foreign:  # `link del group` would take them too
+        raise SystemExit(f"device group {run.group} holds devices of someone else: {foreign[:3]}")
+    lines = [f"netns del {run.floor_ns(k)}" for k in range(1, n + 1)] + [f"link del group {run.group}"]
+    t0 = time.perf_counter()
+    sh("ip", "-batch", "-", stdin="\n".join(lines) + "\n")
+    while link_names(run.group):
+        time.sleep(0.005)
+    return time.perf_counter() - t0
+
+
+# --- 2. vnet -------------------------------------------------------------------------------------
+
+def vnet_cycle(run: Run, path: Path, n: int, timings: dict[str, list[float]]) -> None:
+    """API: apply, no-op plan, no-op apply, destroy (each after a quiet kernel)."""
+    settle(run)
+    t0 = time.perf_counter()
+    lab = vnet.load(path)
+    run.labs.add(lab.name)
+    t1 = time.perf_counter()
+    report = api.apply(lab)
+    t2 = time.perf_counter()
+    timings["load"].append(t1 - t0)
+    timings["apply"].append(t2 - t0)
+    if len(report.plan.changes) != 5 * n - 1:  # n netns + n bridges + (2n-1) veth + n addresses
+        raise SystemExit(f"vnet apply made {len(report.plan.changes)} changes, expected {5 * n - 1}")
+    settle(run)
+    t0 = time.perf_counter()
+    plan = api.plan(vnet.load(path))
+    timings["plan"].append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    again = api.apply(vnet.load(path))
+    timings["noop apply"].append(time.perf_counter() - t0)
+    if not plan.empty or not again.plan.empty:
+        raise SystemExit(f"no-op plan/apply is not empty: {plan.counts()} / {again.plan.counts()}")
+    settle(run)
+    t0 = time.perf_counter()
+    gone = api.destroy(lab.name)
+    timings["destroy"].append(time.perf_counter() - t0)
+    run.labs.discard(lab.name)
+    if (gone.namespaces, gone.devices) != (n, 4 * n - 2):
+        raise SystemExit(f"vnet destroy removed {gone.namespaces} namespaces and {gone.devices} devices, "
+                         f"expected {n} and {4 * n - 2}")
+
+
+def cli(*argv: str) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run([VNET, *argv], capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"vnet {' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+    return elapsed
+
+
+def vnet_cli_cycle(run: Run, path: Path, lab: str, timings: dict[str, list[float]]) -> None:
+    settle(run)
+    run.labs.add(lab)
+    timings["cli apply"].append(cli("apply", str(path)))
+    settle(run)
+    timings["cli plan"].append(cli("plan", str(path)))
+    settle(run)
+    timings["cli destroy"].append(cli("destroy", "--lab", lab))
+    run.labs.discard(lab)
+
+
+def vnet_verify(run: Run, path: Path) -> tuple[float, int, bool]:
+    lab = vnet.load(path)
+    run.labs.add(lab.name)
+    api.apply(lab)
+    settle(run)
+    t0 = time.perf_counter()
+    report = api.verify(lab)
+    elapsed = time.perf_counter() - t0
+    api.destroy(lab.name)
+    run.labs.discard(lab.name)
+    return elapsed, len(report.outcomes), report.ok
+
+
+# --- 3. Mininet -----------------------------------------------------------------------------------
+
+MININET_LINK = re.compile(r"^(s\d+|[hs]\d+-eth\d+)$")
+
+
+def mininet_shells() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if b"mininet:" in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+    return pids
+
+
+def mininet(run: Run, n: int) -> tuple[float, float | None]:
+    """Wall time of `mn` (build + teardown), and Mininet's own 'completed in' figure."""
+    run.mininet_before = (set(link_names()), mininet_shells())
+    argv = ["mn", "--topo", f"linear,{n}", "--switch", "lxbr", "--controller", "none", "--test", "none"]
+    t0 = time.perf_counter()
+    run.mininet_proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+    out, _ = run.mininet_proc.communicate()
+    elapsed = time.perf_counter() - t0
+    text = out.decode(errors="replace")
+    if run.mininet_proc.returncode != 0:
+        raise SystemExit(f"mn failed ({run.mininet_proc.returncode}):\n{text[-2000:]}")
+    run.mininet_proc = None
+    own = re.search(r"completed in ([0-9.]+) seconds", text)
+    return elapsed, float(own.group(1)) if own else None
+
+
+def cleanup_mininet(run: Run) -> list[str]:
+    """Stop our `mn` if it still runs; remove devices and shells that appeared during its run."""
+    if run.mininet_before is None:
+        return []
+    proc = run.mininet_proc
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    links_before, shells_before = run.mininet_before
+    for pid in mininet_shells() - shells_before:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    left = [name for name in link_names() if name not in links_before and MININET_LINK.match(name)]
+    for name in sorted(left, key=lambda name: "-" not in name):  # ports first, then bridges
+        sh("ip", "link", "del", name, check=False)
+    run.mininet_before = None
+    return [f"removed Mininet leftovers: {', '.join(left[:5])}…"] if left else []
+
+
+# --- 4. deleting one device at a time -------------------------------------------------------------
+
+def one_by_one(run: Run, path: Path) -> tuple[float, int]:
+    """Build the lab with vnet, then delete its host devices one RTM_DELLINK each, then its
+    namespaces (what a tool without batch deletion does); returns time and device count."""
+    lab = vnet.load(path)
+    run.labs.add(lab.name)
+    api.apply(lab)
+    with KernelHost() as host:
+        prefix = lab_prefix(lab.name)
+        mine = [link.index for link in host.links(HOST).values() if (link.alias or "").startswith(prefix)]
+        namespaces = [name for name in netns.names() if name.startswith(f"vnet-{lab.name}-")]
+        sock = host.socket(HOST)
+        settle(run)
+        deleted = 0
+        t0 = time.perf_counter()
+        for index in mine:  # a veth end takes its peer along: ENODEV for the second end is fine
+            ack = sock.transact([wire.del_link(index=index)])[0]
+            if ack.errno not in (0, 19):
+                raise SystemExit(f"RTM_DELLINK {index}: {ack.error()}")
+            deleted += not ack.errno
+        netns.delete(namespaces)
+        elapsed = time.perf_counter() - t0
+    api.destroy(lab.name)  # whatever is left, e.g. the lab's state directory
+    run.labs.discard(lab.name)
+    return elapsed, deleted
+
+
+# --- 5. N = 1000 ----------------------------------------------------------------------------------
+
+def big(run: Run, path: Path) -> dict[str, float]:
+    lab = vnet.load(path)
+    run.labs.add(lab.name)
+    settle(run)
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    api.apply(vnet.load(path))
+    out["apply"] = time.perf_counter() - t0
+    settle(run)
+    t0 = time.perf_counter()
+    plan = api.plan(vnet.load(path))
+    out["plan"] = time.perf_counter() - t0
+    if not plan.empty:
+        raise SystemExit(f"N=1000: no-op plan is not empty: {plan.counts()}")
+    settle(run)
+    t0 = time.perf_counter()
+    api.destroy(lab.name)
+    out["destroy"] = time.perf_counter() - t0
+    run.labs.discard(lab.name)
+    return out
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    what: str
+    samples: list[float]
+    ratio: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x"
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    width = max(len(r.what) for r in rows)
+    print(f"\n{title}")
+    print(f"{'measurement':<{width}}  {'median s':>9}  {'min s':>7}  {'n':>2}  {'ratio':<28}  target")
+    for r in rows:
+        verdict = "" if r.ok is None else ("  PASS" if r.ok else "  MISS")
+        print(f"{r.what:<{width}}  {r.median:>9.3f}  {min(r.samples):>7.3f}  {len(r.samples):>2}  "
+              f"{r.ratio:<28}  {r.target}{verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100, help="hosts (and bridges) in the chain (default 100)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of the cheap measurements")
+    parser.add_argument("--skip-mininet", action="store_true", help="do not run Mininet")
+    parser.add_argument("--skip-1000", action="store_true", help="do not build the N=1000 lab")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("linear_bench needs root (it builds namespaces and bridges)", file=sys.stderr)
+        return 77
+    if not 2 <= args.n <= 9999:
+        parser.error("--n must be between 2 and 9999")
+    ident = secrets.token_hex(2)
+    run = Run(ident, Path(tempfile.mkdtemp(prefix=f"linear_bench-{ident}-")),
+              0x4C420000 | secrets.randbits(16))
+
+    def terminate(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        sh("ip", "netns", "add", run.probe_ns)
+        return measure(run, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for problem in cleanup(run):
+            print(f"cleanup: {problem}", file=sys.stderr)
+
+
+def measure(run: Run, args: argparse.Namespace) -> int:
+    n = args.n
+    lab, big_lab = f"lb{run.ident}", f"lb{run.ident}k"
+    path, big_path = run.workdir / f"linear{n}.yaml", run.workdir / "linear1000.yaml"
+    path.write_text(topology_yaml(lab, n))
+    big_path.write_text(topology_yaml(big_lab, 1000))
+    load_start = os.getloadavg()[0]
+    print(f"linear,{n}: {n} namespaces, {n} bridges, {2 * n - 1} veth pairs ({4 * n - 2} host devices), "
+          f"{n} addresses; run {run.ident}, {args.repeat} repetitions; load average {load_start:.2f}",
+          flush=True)
+
+    floor: dict[str, list[float]] = {"build": [], "host batch": [], "namespace batch": [], "teardown": []}
+    timings: dict[str, list[float]] = {k: [] for k in (
+        "load", "apply", "plan", "noop apply", "destroy", "cli apply", "cli plan", "cli destroy")}
+    for rep in range(args.repeat):
+        settle(run)
+        for key, value in floor_build(run, n).items():
+            floor[key].append(value)
+        settle(run)
+        floor["teardown"].append(floor_teardown(run, n))
+        vnet_cycle(run, path, n, timings)
+        vnet_cli_cycle(run, path, lab, timings)
+        print(f"  repetition {rep + 1}: floor {floor['build'][-1]:.3f} + {floor['teardown'][-1]:.3f} s, "
+              f"vnet {timings['apply'][-1]:.3f} + {timings['destroy'][-1]:.3f} s", flush=True)
+    startup = [cli("--version") for _ in range(args.repeat)]
+
+    verify_s, probes, verify_ok = vnet_verify(run, path)
+    print(f"  verify: {probes} probes in {verify_s:.2f} s", flush=True)
+    settle(run)
+    one_s, one_count = one_by_one(run, path)
+    print(f"  one by one: {one_count} RTM_DELLINK in {one_s:.2f} s", flush=True)
+
+    mn: tuple[float, float | None] | None = None
+    if not args.skip_mininet:
+        if shutil.which("mn") is None or shutil.which("brctl") is None:
+            print("  Mininet: skipped, `mn` or `brctl` is missing; install with "
+                  "`apt-get install -y mininet bridge-utils` (lxbr switches need brctl)", flush=True)
+        else:
+            settle(run)
+            mn = mininet(run, n)
+            cleanup_mininet(run)
+            print(f"  Mininet: {mn[0]:.2f} s", flush=True)
+    thousand = None if args.skip_1000 else big(run, big_path)
+
+    fb, ft = statistics.median(floor["build"]), statistics.median(floor["teardown"])
+    hb = statistics.median(floor["host batch"])
+    ap, de = statistics.median(timings["apply"]), statistics.median(timings["destroy"])
+    cap, cde = statistics.median(timings["cli apply"]), statistics.median(timings["cli destroy"])
+    rows = [
+        Row("floor: ip -batch build", floor["build"]),
+        Row("  host-side batch", floor["host batch"]),
+        Row("  netns exec ip -batch, 1 per host", floor["namespace batch"]),
+        Row("floor: ip -batch teardown", floor["teardown"]),
+        Row("vnet apply (API, load included)", timings["apply"], f"{ratio(ap, fb)} floor build "
+            f"({ratio(ap, hb)} host-side)", "<= 2x floor", ap <= 2 * fb),
+        Row("  of which vnet.load", timings["load"]),
+        Row("vnet apply (CLI, start-up included)", timings["cli apply"], f"{ratio(cap, fb)} floor build"),
+        Row("vnet --version (CLI start-up alone)", startup),
+        Row("vnet plan, no-op (API)", timings["plan"], "", "< 0.5 s",
+            statistics.median(timings["plan"]) < 0.5),
+        Row("vnet apply, no-op (API)", timings["noop apply"], "", "< 0.5 s",
+            statistics.median(timings["noop apply"]) < 0.5),
+        Row("vnet plan, no-op (CLI)", timings["cli plan"]),
+        Row("vnet destroy (API)", timings["destroy"], f"{ratio(de, ft)} floor teardown"),
+        Row("vnet destroy (CLI)", timings["cli destroy"], f"{ratio(cde, ft)} floor teardown"),
+        Row("vnet apply+destroy (API)",
+            [a + d for a, d in zip(timings["apply"], timings["destroy"], strict=True)],
+            f"{ratio(ap + de, fb + ft)} floor build+teardown"),
+        Row("vnet apply+destroy (CLI)",
+            [a + d for a, d in zip(timings["cli apply"], timings["cli destroy"], strict=True)],
+            f"{ratio(cap + cde, fb + ft)} floor build+teardown"),
+        Row(f"one by one: {one_count} RTM_DELLINK + netns del", [one_s],
+            f"destroy is {ratio(one_s, de)} faster",
+            "destroy faster", de < one_s),
+        Row(f"vnet verify ({probes} probes, {'ok' if verify_ok else 'FAILED'})", [verify_s]),
+    ]
+    if mn is not None:
+        own = f" (mn says {mn[1]:.1f})" if mn[1] is not None else ""
+        rows.append(Row(f"Mininet build+teardown{own}", [mn[0]], f"{ratio(mn[0], ap + de)} vnet API, "
+                        f"{ratio(mn[0], cap + cde)} CLI", ">= 8x vnet apply+destroy",
+                        mn[0] >= 8 * (cap + cde)))
+    print_table(f"linear,{n} — median of {args.repeat} (Mininet, verify, one-by-one: 1 run); "
+                f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}", rows)
+    if thousand is not None:
+        print_table("linear,1000 with vnet (1 run)", [
+            Row("vnet apply (API)", [thousand["apply"]], f"{ratio(thousand['apply'], fb * 1000 / n)} "
+                "floor(N) scaled to 1000"),
+            Row("vnet plan, no-op (API)", [thousand["plan"]]),
+            Row("vnet destroy (API)", [thousand["destroy"]])])
+    misses = [r.what for r in rows if r.ok is False]
+    if misses:
+        print(f"\ntargets missed: {'; '.join(misses)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

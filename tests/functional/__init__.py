@@ -1,0 +1,1 @@
+"""Functional tests: vnet against the real kernel, as root (issue 3)."""

@@ -1,0 +1,263 @@
+"""Semantic checks: what is accepted at the edges, what is reported, and what is not reported twice.
+
+The golden files (tests/golden/bad) pin the exact text of each diagnostic; these tests pin the
+behaviour around them: boundary values that must pass, warnings that must not fail a lab, and
+consequences of one mistake that must not be reported as further mistakes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import vnet
+from vnet.errors import Diagnostic, Severity, TopologyError, sort_diagnostics
+from vnet.topology import diagnose
+
+HEAD = ("name: chk\nswitches:\n  sw1: {type: ovs}\n  br0: {type: linux}\n"
+        "  brf: {type: linux, vlan_filtering: true}\n")
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "lab.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def run(tmp_path: Path, text: str) -> tuple[vnet.Lab | None, list[Diagnostic]]:
+    return diagnose(write(tmp_path, text))
+
+
+def codes(diagnostics: list[Diagnostic]) -> list[str]:
+    return [d.code for d in sort_diagnostics(diagnostics)]
+
+
+def ok(tmp_path: Path, text: str) -> vnet.Lab:
+    lab, diagnostics = run(tmp_path, text)
+    assert lab is not None, [d.format() for d in diagnostics]
+    return lab
+
+
+# --- boundaries that are valid ---------------------------------------------------------------------
+
+
+def test_the_design_example_is_valid_once_ext1_is_linked(tmp_path: Path) -> None:
+    lab = ok(tmp_path, """\
+name: demo
+defaults:
+  mtu: 1500
+  ovs_datapath: auto
+networks:
+  lan10: {subnet: 10.10.0.0/24}
+switches:
+  sw1: {type: ovs, fail_mode: standalone, stp: false}
+  sw2: {type: linux, stp: false}
+nodes:
+  h1: {kind: netns, routes: [{to: default, via: 10.10.0.254}]}
+  r1: {kind: netns, forwarding: true}
+  vm1: {kind: vm, memory: 256, vcpus: 1, image: tiny}
+  ext1: {kind: tap}
+links:
+  - endpoints: [h1:eth0, sw1]
+    vlan: 10
+    ip: 10.10.0.1/24
+  - endpoints: [vm1:eth0, sw1]
+    vlan: 10
+    network: lan10
+  - endpoints: [sw1, sw2]
+    trunk: [10, 20]
+  - endpoints: [h1:eth1, r1:eth0]
+    ip: [10.0.0.1/30, 10.0.0.2/30]
+    mtu: 9000
+  - endpoints: [ext1:eth0, sw2]
+    ip: 10.20.0.9/24
+expect:
+  - {from: h1, to: vm1}
+  - {from: h1, to: ext1, reach: false}
+""")
+    assert lab.warnings == ()
+    assert [str(a) for a in lab.interfaces[("vm1", "eth0")].addresses] == ["10.10.0.2/24"]
+    assert len(lab.links) == 5
+
+
+@pytest.mark.parametrize("vlan", [1, 4094])
+def test_vlan_bounds_are_valid(tmp_path: Path, vlan: int) -> None:
+    ok(tmp_path, HEAD + f"nodes:\n  h1: {{}}\nlinks:\n  - {{endpoints: [h1:eth0, sw1], vlan: {vlan}}}\n"
+                        "  - {endpoints: [br0, brf]}\n")
+
+
+def test_fifteen_character_interface_name_is_valid(tmp_path: Path) -> None:
+    lab = ok(tmp_path, HEAD + "nodes:\n  h1: {}\nlinks:\n  - {endpoints: [h1:abcdefghijklmno, sw1]}\n"
+                              "  - {endpoints: [br0, brf]}\n")
+    assert ("h1", "abcdefghijklmno") in lab.interfaces
+
+
+def test_vlan_on_a_link_with_one_vlan_aware_end_is_valid(tmp_path: Path) -> None:
+    ok(tmp_path, HEAD + "links:\n  - {endpoints: [sw1, br0], vlan: 30}\n"
+                        "  - {endpoints: [brf, br0], trunk: [5]}\n")
+
+
+def test_trunk_on_vlan_filtering_bridge_is_valid(tmp_path: Path) -> None:
+    ok(tmp_path, HEAD + "links:\n  - {endpoints: [sw1, brf], trunk: [10, 20]}\n  - {endpoints: [br0, sw1]}\n")
+
+
+def test_route_through_a_connected_gateway_has_no_warning(tmp_path: Path) -> None:
+    lab = ok(tmp_path, HEAD + "nodes:\n  h1:\n    routes:\n      - {to: default, via: 10.0.0.254}\n"
+                              "      - {to: 'fd00:9::/64', via: 'fd00::fe', metric: 10}\n"
+                              "links:\n  - {endpoints: [h1:eth0, sw1], ip: [10.0.0.1/24, 'fd00::1/64']}\n"
+                              "  - {endpoints: [br0, brf]}\n")
+    assert lab.warnings == ()
+
+
+def test_sriov_vf_settings_are_valid(tmp_path: Path) -> None:
+    ok(tmp_path, "name: vf\nsriov:\n  enp3s0f0:\n    num_vfs: 2\n    vfs:\n"
+                 "      0: {mac: '02:00:00:00:00:01', vlan: 10, qos: 3, spoofchk: true, trust: false,\n"
+                 "          min_tx_rate: 10, max_tx_rate: 100, link_state: auto}\n"
+                 "nodes:\n  h1: {}\nlinks:\n"
+                 "  - {endpoints: ['sriov:enp3s0f0/vf0', h1:eth0], ip: 10.0.0.1/24}\n")
+
+
+# --- warnings do not fail a lab ------------------------------------------------------------------
+
+
+def test_warnings_are_kept_on_a_valid_lab(tmp_path: Path) -> None:
+    lab = ok(tmp_path, HEAD + "nodes:\n  h1:\n    routes: [{to: default, via: 192.168.1.1}]\n  idle: {}\n"
+                              "links:\n  - {endpoints: [h1:eth0, sw1], ip: 10.0.0.1/24}\n"
+                              "  - {endpoints: [br0, brf]}\n")
+    assert {(w.code, w.attr) for w in lab.warnings} == {
+        ("route-gateway-unreachable", "nodes.h1.routes[0].via"), ("unlinked", "nodes.idle")}
+    assert all(w.severity is Severity.WARNING for w in lab.warnings)
+
+
+def test_duplicate_expectation_is_a_warning(tmp_path: Path) -> None:
+    lab = ok(tmp_path, HEAD + "nodes:\n  a: {}\n  b: {}\nlinks:\n"
+                              "  - {endpoints: [a:eth0, sw1], ip: 10.0.0.1/24}\n"
+                              "  - {endpoints: [b:eth0, sw1], ip: 10.0.0.2/24}\n  - {endpoints: [br0, brf]}\n"
+                              "expect:\n  - {from: a, to: b}\n  - {from: a, to: b}\n")
+    assert [(w.code, w.attr) for w in lab.warnings] == [("expect-duplicate", "expect[1]")]
+
+
+def test_tap_node_can_be_a_target(tmp_path: Path) -> None:
+    ok(tmp_path, HEAD + "nodes:\n  a: {}\n  t: {kind: tap}\nlinks:\n"
+                        "  - {endpoints: [a:eth0, sw1], ip: 10.0.0.1/24}\n"
+                        "  - {endpoints: [t:eth0, sw1], ip: 10.0.0.2/24}\n  - {endpoints: [br0, brf]}\n"
+                        "expect:\n  - {from: a, to: t}\n")
+
+
+# --- one mistake, one diagnostic ----------------------------------------------------------------------
+
+
+def test_broken_node_does_not_make_its_links_dangling(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "nodes:\n  h1: {kind: netns, colour: red}\n  h2: {}\nlinks:\n"
+                                          "  - {endpoints: [h1:eth0, sw1], ip: 10.0.0.1/24}\n"
+                                          "  - {endpoints: [h2:eth0, sw1], ip: 10.0.0.2/24}\n"
+                                          "  - {endpoints: [br0, brf]}\n"
+                                          "expect:\n  - {from: h2, to: h1}\n  - {from: h1, to: h2}\n")
+    assert codes(diagnostics) == ["unknown-key"]
+
+
+def test_broken_switch_does_not_make_its_links_dangling(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, "name: x\nswitches:\n  sw1: {type: ovs, stp: perhaps}\nnodes:\n  h1: {}\n"
+                                   "links:\n  - {endpoints: [h1:eth0, sw1]}\n")
+    assert codes(diagnostics) == ["type"]
+
+
+def test_broken_pool_is_not_also_unknown(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "networks:\n  lan: {gateway: 10.0.0.1}\n  dmz: {subnet: nonsense}\n"
+                                          "nodes:\n  h1: {}\n  h2: {}\nlinks:\n"
+                                          "  - {endpoints: [h1:eth0, sw1], network: lan}\n"
+                                          "  - {endpoints: [h2:eth0, sw1], network: dmz}\n"
+                                          "  - {endpoints: [br0, brf]}\n")
+    assert codes(diagnostics) == ["missing-field", "cidr-invalid"]
+
+
+def test_name_conflict_is_reported_once(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, "name: x\nswitches:\n  core: {type: ovs}\nnodes:\n  core: {}\n  h1: {}\n"
+                                   "links:\n  - {endpoints: [h1:eth0, core]}\n"
+                                   "  - {endpoints: [h1:eth1, core:eth0]}\n")
+    assert codes(diagnostics) == ["name-conflict"]
+
+
+def test_broken_expectation_does_not_silence_the_others(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "nodes:\n  a: {}\n  b: {}\nlinks:\n"
+                                          "  - {endpoints: [a:eth0, sw1], ip: 10.0.0.1/24}\n"
+                                          "  - {endpoints: [b:eth0, sw1], ip: 10.0.0.2/24}\n"
+                                          "  - {endpoints: [br0, brf]}\n"
+                                          "expect:\n  - {from: a, to: b, via: x}\n"
+                                          "  - {from: a, to: 'b:eth9'}\n"
+                                          "  - {from: a, to: a}\n")
+    assert codes(diagnostics) == ["unknown-key", "expect-unknown-iface", "expect-self"]
+
+
+def test_broken_link_keeps_its_nodes_quiet_but_not_others(tmp_path: Path) -> None:
+    # h1's only link is broken, so "h1 has no address" would be a consequence: not reported.
+    # h2 really has no address: reported.
+    _, diagnostics = run(tmp_path, HEAD + "nodes:\n  h1: {}\n  h2: {}\n  h3: {}\nlinks:\n"
+                                          "  - {endpoints: [h1:eth0, sw1], ip: 10.0.0.1/24, vlan: 9999}\n"
+                                          "  - {endpoints: [h2:eth0, sw1]}\n"
+                                          "  - {endpoints: [h3:eth0, sw1], ip: 10.0.0.3/24}\n"
+                                          "  - {endpoints: [br0, brf]}\n"
+                                          "expect:\n  - {from: h3, to: h1}\n  - {from: h3, to: h2}\n")
+    assert [(d.code, d.attr) for d in sort_diagnostics(diagnostics)] == [
+        ("vlan-range", "links[0].vlan"), ("expect-no-address", "expect[1].to")]
+
+
+def test_every_problem_is_reported_in_one_run(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, "name: Bad\nswitches:\n  sw1: {type: ovs}\nnodes:\n  h1: {}\n  h2: {}\n"
+                                   "links:\n  - {endpoints: [h1:eth0, sw1], vlan: 0}\n"
+                                   "  - {endpoints: [h2:eth0, sw2]}\n  - {endpoints: [h1:eth0, sw1]}\n"
+                                   "  - {endpoints: [h2:eth1, sw1], ip: 10.0.0.1}\n")
+    assert codes(diagnostics) == ["lab-name", "vlan-range", "endpoint-unknown", "cidr-invalid"]
+
+
+def test_iface_reuse_points_at_the_second_use(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "nodes:\n  h1: {}\nlinks:\n  - {endpoints: [h1:eth0, sw1]}\n"
+                                          "  - {endpoints: [br0, brf]}\n  - {endpoints: [brf, h1:eth0]}\n")
+    [diagnostic] = diagnostics
+    assert (diagnostic.code, diagnostic.attr) == ("iface-reused", "links[2].endpoints[1]")
+    assert diagnostic.line == 11
+    assert "links[0]" in diagnostic.message
+
+
+def test_vf_used_twice_for_nodes(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, "name: vf\nsriov:\n  pf0: {num_vfs: 1}\nnodes:\n  a: {}\n  b: {}\nlinks:\n"
+                                   "  - {endpoints: ['sriov:pf0/vf0', a:eth0]}\n"
+                                   "  - {endpoints: ['sriov:pf0/vf0', b:eth0]}\n")
+    assert [(d.code, d.attr) for d in diagnostics] == [("iface-reused", "links[1].endpoints[0]")]
+
+
+def test_vlan_on_a_vf_link_points_at_the_vf_settings(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, "name: vf\nsriov:\n  pf0: {num_vfs: 1}\nnodes:\n  a: {}\nlinks:\n"
+                                   "  - {endpoints: ['sriov:pf0/vf0', a:eth0], vlan: 10}\n")
+    [diagnostic] = diagnostics
+    assert diagnostic.code == "vlan-no-switch"
+    assert "sriov.<pf>.vfs.<n>.vlan" in diagnostic.hint
+
+
+def test_unreadable_file_is_a_diagnostic_not_an_exception(tmp_path: Path) -> None:
+    lab, diagnostics = diagnose(str(tmp_path / "missing.yaml"))
+    assert lab is None
+    assert codes(diagnostics) == ["file-unreadable"]
+    with pytest.raises(TopologyError):
+        vnet.load(str(tmp_path / "missing.yaml"))
+
+
+# --- Diagnostic ------------------------------------------------------------------------------------
+
+
+def test_diagnostic_format_and_order() -> None:
+    late = Diagnostic("f.yaml", 9, 3, "vlan-range", "0 is out of range", "links[1].vlan",
+                      "VLAN ids are 1-4094")
+    early = Diagnostic("f.yaml", 2, 7, "lab-name", "bad name", "name")
+    whole = Diagnostic("f.yaml", 0, 0, "file-encoding", "not UTF-8")
+    warning = Diagnostic("f.yaml", 5, 1, "unlinked", "idle", "nodes.x", severity=Severity.WARNING)
+    assert late.format() == ("f.yaml:9:3: error[vlan-range]: links[1].vlan: 0 is out of range\n"
+                             "    hint: VLAN ids are 1-4094")
+    assert early.format() == "f.yaml:2:7: error[lab-name]: name: bad name"
+    assert whole.format() == "f.yaml: error[file-encoding]: not UTF-8"
+    assert warning.format() == "f.yaml:5:1: warning[unlinked]: nodes.x: idle"
+    error = TopologyError([late, warning, early, whole, late])
+    assert error.diagnostics == [whole, early, warning, late]  # sorted, duplicates merged
+    assert error.message == "3 error(s) in topology"
+    assert late.to_json()["attr"] == "links[1].vlan"

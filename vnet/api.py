@@ -1,0 +1,161 @@
+"""The verbs, as a Python API: load → plan → apply → verify → destroy (design.md §1).
+
+    import vnet
+    lab = vnet.load("lab.yaml")
+    print(vnet.plan(lab).to_json())
+    vnet.apply(lab)
+    assert vnet.verify(lab).ok
+    vnet.destroy(lab.name)
+
+`ovsdb` arguments name the OVSDB to use (default: $VNET_OVSDB, else the system socket).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from vnet.compile import HostFacts, compile_lab, netns_name
+from vnet.drivers import netns
+from vnet.errors import UnavailableError
+from vnet.host import features
+from vnet.reconcile.apply import apply_plan
+from vnet.reconcile.destroy import DestroyReport, destroy_lab, labs_on_host
+from vnet.reconcile.lock import lab_dir, lab_lock
+from vnet.reconcile.plan import Action, Change, Plan, make_plan
+from vnet.reconcile.session import Session, default_ovsdb
+from vnet.resources import DesiredState, ObservedState, OvsBridge
+from vnet.topology.graph import build_graph
+from vnet.topology.lab import Lab
+from vnet.verify.prove import VerifyReport, prove
+
+
+class CollisionError(UnavailableError):
+    """A name the lab needs is held by something vnet does not own; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    plan: Plan
+    seconds: float
+    notices: tuple[str, ...] = field(default=())
+
+
+def _check_collisions(observed: ObservedState) -> None:
+    what = {"": "device", "ovs": "OVS bridge/port"}
+    clashes = [f"{what.get(ns, 'device')} {name}: held by {who}"
+               for (ns, name), who in sorted(observed.foreign_names.items())]
+    clashes += [f"namespace {n}: held by {who}" for n, who in sorted(observed.foreign_namespaces.items())]
+    if clashes:
+        raise CollisionError(f"lab {observed.lab}: names are taken: " + "; ".join(clashes),
+                             "rename the switch or node in the topology, or remove the other object "
+                             "yourself; vnet never touches objects it does not own")
+
+
+def desired_state(lab: Lab) -> DesiredState:
+    """Compile the lab for this host (probing what the compiler needs to know)."""
+    has_auto_ovs = any(getattr(s, "datapath", None) == "auto" for s in lab.topology.switches.values())
+    facts = HostFacts(ovs_kernel_datapath=has_auto_ovs and features.ovs_kernel_datapath())
+    desired = compile_lab(lab, facts)
+    features.require(desired)
+    return desired
+
+
+def _observe(lab: Lab, session: Session, start_ovs: bool) -> tuple[DesiredState, ObservedState]:
+    netns.require_root()
+    desired = desired_state(lab)
+    observed = session.observe(lab.name, desired, start_ovs)
+    _check_collisions(observed)
+    return desired, observed
+
+
+def plan(lab: Lab, ovsdb: str | None = None) -> Plan:
+    """What apply would change on this host (nothing is changed, no daemon is started)."""
+    with Session(ovsdb or default_ovsdb()) as session:
+        return make_plan(*_observe(lab, session, start_ovs=False))
+
+
+def apply(lab: Lab, *, wait: bool = False, ovsdb: str | None = None,
+          progress: Callable[[Change, str | None], None] | None = None) -> ApplyReport:
+    """Make the host match the lab; on failure roll back this apply's changes (ApplyError)."""
+    netns.require_root()
+    started = time.monotonic()
+    with lab_lock(lab.name, wait), Session(ovsdb or default_ovsdb()) as session:
+        the_plan = make_plan(*_observe(lab, session, start_ovs=True))
+        lab_dir(lab.name)
+        apply_plan(the_plan, session.drivers(lab.name), progress)
+        return ApplyReport(the_plan, time.monotonic() - started, tuple(session.notices))
+
+
+def verify(lab: Lab, timeout: float = 1.5, ovsdb: str | None = None) -> VerifyReport:
+    """Re-observe (drift fails) and prove every reachability expectation from inside the nodes."""
+    netns.require_root()
+    with Session(ovsdb or default_ovsdb()) as session:
+        drift = make_plan(*_observe(lab, session, start_ovs=False)).changes
+        outcomes = prove(build_graph(lab), session.host, timeout) if not drift else []
+        return VerifyReport(lab.name, tuple(drift), tuple(outcomes))
+
+
+def _destroy_ovs(lab_name: str, session: Session) -> int:
+    client = session.ovs_client(start=False)
+    if client is None:
+        return 0
+    found = session.observe(lab_name, None).resources
+    changes = [Change(Action.DELETE, key, None, r, "destroy") for key, r in found.items()
+               if key[0] in ("ovs-bridge", "ovs-port")]
+    if changes:
+        errors = [e for e in session.drivers(lab_name)["ovs-bridge"].execute(changes) if e]
+        if errors:
+            raise UnavailableError(f"lab {lab_name}: could not remove its OVS rows: {errors[0]}")
+    return sum(isinstance(c.resource, OvsBridge) for c in changes)
+
+
+def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> DestroyReport:
+    """Remove everything the lab owns on this host; needs no topology file."""
+    netns.require_root()
+    with lab_lock(lab_name, wait), Session(ovsdb or default_ovsdb()) as session:
+        bridges = _destroy_ovs(lab_name, session)
+        report = destroy_lab(lab_name, session.host)
+        return DestroyReport(report.lab, report.namespaces, report.devices, report.seconds, bridges)
+
+
+def labs(ovsdb: str | None = None) -> list[str]:
+    """Labs with objects on this host."""
+    with Session(ovsdb or default_ovsdb()) as session:
+        found = set(labs_on_host(session.host))
+        client = session.ovs_client(start=False)
+        if client is not None:
+            found |= {row.external_ids["vnet-lab"] for row in client.rows("Bridge")
+                      if "vnet-lab" in row.external_ids}
+        return sorted(found)
+
+
+def status(lab: Lab | None = None, lab_name: str | None = None,
+           ovsdb: str | None = None) -> list[dict[str, Any]]:
+    """Per lab on this host: its objects by kind, and (for `lab`) the pending changes (drift)."""
+    netns.require_root()
+    names = [lab.name] if lab is not None else ([lab_name] if lab_name else labs(ovsdb))
+    rows = []
+    with Session(ovsdb or default_ovsdb()) as session:
+        for name in names:
+            desired = desired_state(lab) if lab is not None else None
+            observed = session.observe(name, desired)
+            counts: dict[str, int] = {}
+            for key in observed.resources:
+                kind = "device" if key[0] == "stray" else key[0]  # unpaired without the file
+                counts[kind] = counts.get(kind, 0) + 1
+            drift = None
+            if desired is not None:
+                drift = [c.to_json() for c in make_plan(desired, observed).changes]
+            rows.append({"lab": name, "objects": counts, "drift": drift})
+    return rows
+
+
+def node_namespace(lab: Lab, node: str) -> str:
+    """The namespace of a netns node, for `exec`."""
+    kind = lab.topology.nodes[node].kind
+    if kind != "netns":
+        raise UnavailableError(f"`{node}` is a {kind} node: exec into it is not supported yet")
+    return netns_name(lab.name, node)

@@ -1,0 +1,70 @@
+"""What every compiler module shares: naming, ownership marks, the builder, host facts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from vnet.errors import UnavailableError
+from vnet.resources import Resource, ResourceKey
+from vnet.topology.lab import Lab, LinkInfo
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class UnsupportedError(UnavailableError):
+    """The topology uses something this version of vnet cannot build yet."""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the compiler needs to know about the host (probed by the caller)."""
+
+    ovs_kernel_datapath: bool = False
+
+
+def netns_name(lab: str, node: str) -> str:
+    return f"vnet-{lab}-{node}"
+
+
+def mark(lab: str, *parts: str) -> str:
+    return ":".join(("vnet", lab, *parts))
+
+
+def host_name(prefix: str, lab: str, *parts: str) -> str:
+    digest = hashlib.blake2b("\0".join((lab, *parts)).encode(), digest_size=6).hexdigest()
+    return prefix + digest
+
+
+@dataclass
+class Builder:
+    lab: Lab
+    facts: HostFacts
+    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
+    # (node, iface) -> (namespace, device name, creating resource) for addresses
+    devices: dict[tuple[str, str], tuple[str, str, ResourceKey]] = field(default_factory=dict)
+
+    def add(self, resource: Resource) -> None:
+        self.resources[resource.key] = resource
+
+    def where(self, link: LinkInfo) -> str:
+        position = self.lab.source.locate(("links", link.index))
+        return f"{self.lab.file}:{position.line}"
+
+
+def dispatch(registry: dict[_K, _V], key: _K, what: str) -> _V:
+    handler = registry.get(key)
+    if handler is None:
+        raise UnsupportedError(f"{what} cannot be built by this version of vnet",
+                               "see the README's feature status")
+    return handler
+
+
+def switch_link_id(lab: Lab, link: LinkInfo) -> str:
+    """`sw1~sw2#n`: the n-th link (in file order) joining these two switches."""
+    names = sorted(str(e) for e in link.ends)
+    earlier = sum(1 for other in lab.links
+                  if other.index < link.index and sorted(str(e) for e in other.ends) == names)
+    return f"{names[0]}~{names[1]}#{earlier}"

@@ -1,0 +1,139 @@
+"""Kernel objects of a lab: namespaces, Linux bridges, veth pairs, TAPs, addresses, routes."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+
+from vnet.compile.base import Builder, host_name, mark, netns_name, switch_link_id
+from vnet.errors import UnavailableError
+from vnet.resources import HOST, Address, DeviceEnd, LinuxBridge, Netns, ResourceKey, Route, Tap, VethPair
+from vnet.topology.addressing import mac_address
+from vnet.topology.lab import LinkInfo
+from vnet.topology.model import LinuxSwitch, NetnsNode, TapNode
+from vnet.topology.names import NodeEnd, SwitchEnd
+
+
+def netns_node(out: Builder, name: str) -> None:
+    node = out.lab.topology.nodes[name]
+    assert isinstance(node, NetnsNode)
+    out.add(Netns(netns_name(out.lab.name, name), mark(out.lab.name, name), node.forwarding))
+
+
+def tap_based_node(out: Builder, name: str) -> None:
+    """VM and tap nodes have no host object of their own here; their TAPs come with links."""
+
+
+def linux_switch(out: Builder, name: str) -> None:
+    switch = out.lab.topology.switches[name]
+    assert isinstance(switch, LinuxSwitch)
+    out.add(LinuxBridge(name, mark(out.lab.name, name), switch.stp, switch.forward_delay,
+                        switch.ageing_time, switch.vlan_filtering, switch.mtu))
+
+
+def is_p2p_netns(out: Builder, link: LinkInfo) -> bool:
+    nodes = out.lab.topology.nodes
+    return all(isinstance(e, NodeEnd) and nodes[e.node].kind == "netns" for e in link.ends)
+
+
+def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
+               inside_tx_checksum: bool | None = None) -> tuple[DeviceEnd, ResourceKey]:
+    """Create the device of a node interface; returns its host-side end and its resource key.
+
+    netns nodes get a veth pair (inside end in the namespace, unless the link is between two
+    netns nodes: then the caller pairs the two inside ends); vm and tap nodes get a TAP."""
+    lab = out.lab.name
+    iface = out.lab.interfaces[(end.node, end.iface)]
+    node = out.lab.topology.nodes[end.node]
+    if node.kind != "netns":
+        tap = Tap(DeviceEnd(HOST, host_name("vt", lab, end.node, end.iface), mark(lab, end.node, end.iface),
+                            mac_address(lab, end.node, f"{end.iface}:tap"), link.spec.mtu, master),
+                  *_tap_access(node))
+        out.add(tap)
+        return tap.end, tap.key
+    inside = DeviceEnd(netns_name(lab, end.node), end.iface, mark(lab, end.node, end.iface),
+                       iface.mac, link.spec.mtu, tx_checksum=inside_tx_checksum)
+    outside = DeviceEnd(HOST, host_name("vn", lab, end.node, end.iface),
+                        mark(lab, end.node, end.iface, "peer"),
+                        mac_address(lab, end.node, f"{end.iface}:peer"), link.spec.mtu, master)
+    pair = VethPair(inside, outside)
+    out.add(pair)
+    out.devices[(end.node, end.iface)] = (inside.netns, inside.name, pair.key)
+    return outside, pair.key
+
+
+def _tap_access(node: object) -> tuple[int | None, int | None, bool]:
+    if isinstance(node, TapNode):
+        return _numeric_id(node.owner, "user"), _numeric_id(node.group, "group"), node.multi_queue
+    return None, None, False
+
+
+def _numeric_id(value: str | int | None, what: str) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return pwd.getpwnam(value).pw_uid if what == "user" else grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise UnavailableError(f"{what} `{value}` does not exist on this host",
+                               f"create the {what} or give a numeric id") from None
+
+
+def node_to_linux(out: Builder, link: LinkInfo) -> None:
+    node = next(e for e in link.ends if isinstance(e, NodeEnd))
+    switch = next(e for e in link.ends if isinstance(e, SwitchEnd))
+    node_iface(out, node, link, switch.name)
+
+
+def node_to_node(out: Builder, link: LinkInfo) -> None:
+    a, b = link.ends
+    assert isinstance(a, NodeEnd) and isinstance(b, NodeEnd)
+    if not is_p2p_netns(out, link):
+        # A TAP cannot be a veth peer: join the two sides with a hidden two-port bridge.
+        hidden = host_name("vx", out.lab.name, str(a), str(b))
+        out.add(LinuxBridge(hidden, mark(out.lab.name, f"{a}~{b}", "bridge"), mtu=link.spec.mtu))
+        node_iface(out, a, link, hidden)
+        node_iface(out, b, link, hidden)
+        return
+    lab = out.lab.name
+    ends = [DeviceEnd(netns_name(lab, e.node), e.iface, mark(lab, e.node, e.iface),
+                      out.lab.interfaces[(e.node, e.iface)].mac, link.spec.mtu) for e in (a, b)]
+    pair = VethPair(ends[0], ends[1])
+    out.add(pair)
+    for end, dev in ((a, pair.a), (b, pair.b)):
+        out.devices[(end.node, end.iface)] = (dev.netns, dev.name, pair.key)
+
+
+def switch_veth(out: Builder, link: LinkInfo, masters: tuple[str | None, str | None],
+                tx_checksum: tuple[bool | None, bool | None] = (None, None)) -> VethPair:
+    """A veth pair joining two switches (host namespace); `masters` are Linux bridges or None."""
+    lab = out.lab.name
+    ident = switch_link_id(out.lab, link)
+    sides = [str(e) for e in link.ends]
+    ends = [DeviceEnd(HOST, host_name("vb", lab, ident, side), mark(lab, ident, side),
+                      mac_address(lab, ident, side), link.spec.mtu, master, tx_checksum=csum)
+            for side, master, csum in zip(sides, masters, tx_checksum, strict=True)]
+    pair = VethPair(ends[0], ends[1])
+    out.add(pair)
+    return pair
+
+
+def linux_to_linux(out: Builder, link: LinkInfo) -> None:
+    switch_veth(out, link, (str(link.ends[0]), str(link.ends[1])))
+
+
+def addresses_and_routes(out: Builder) -> None:
+    lab = out.lab
+    by_node: dict[str, list[ResourceKey]] = {}
+    for (owner, iface), (netns, device, creator) in sorted(out.devices.items()):
+        for address in lab.interfaces[(owner, iface)].addresses:
+            resource = Address(netns, device, str(address), creator)
+            out.add(resource)
+            by_node.setdefault(owner, []).append(resource.key)
+    for name, node in lab.topology.nodes.items():
+        if not isinstance(node, NetnsNode):
+            continue
+        for route in node.routes:
+            via_v6 = ":" in route.via
+            destination = route.to if route.to != "default" else ("::/0" if via_v6 else "0.0.0.0/0")
+            out.add(Route(netns_name(lab.name, name), destination, route.via, route.metric,
+                          tuple(by_node.get(name, ()))))

@@ -1,0 +1,76 @@
+"""Open vSwitch objects of a lab: bridges and their ports (kernel devices, patch pairs).
+
+On a userspace (netdev) bridge, the end of a veth that is not on OVS computes its checksums in
+software (`tx_checksum=False`, see vnet/drivers/ethtool.py for why).
+"""
+
+from __future__ import annotations
+
+from vnet.compile.base import Builder, host_name, switch_link_id
+from vnet.compile.kernel import node_iface, switch_veth
+from vnet.resources import OvsBridge, OvsPort, ResourceKey
+from vnet.topology.lab import LinkInfo
+from vnet.topology.model import OvsSwitch
+from vnet.topology.names import NodeEnd, SwitchEnd
+
+
+def resolve_datapath(requested: str, kernel_available: bool) -> str:
+    if requested == "auto":
+        return "system" if kernel_available else "netdev"
+    return requested
+
+
+def ovs_switch(out: Builder, name: str) -> None:
+    switch = out.lab.topology.switches[name]
+    assert isinstance(switch, OvsSwitch)
+    out.add(OvsBridge(name, resolve_datapath(switch.datapath, out.facts.ovs_kernel_datapath),
+                      switch.fail_mode, switch.stp, switch.rstp, tuple(sorted(switch.other_config.items())),
+                      switch.mtu))
+
+
+def _bridge(out: Builder, name: str) -> OvsBridge:
+    bridge = out.resources[("ovs-bridge", name)]
+    assert isinstance(bridge, OvsBridge)
+    return bridge
+
+
+def _port(out: Builder, bridge: str, name: str, link: LinkInfo, device: ResourceKey | None,
+          kind: str = "", options: tuple[tuple[str, str], ...] = ()) -> None:
+    spec = link.spec
+    out.add(OvsPort(bridge, name, kind, options, spec.vlan, tuple(spec.trunk or ()),
+                    "trunk" if spec.trunk else None, device_key=device))
+
+
+def node_to_ovs(out: Builder, link: LinkInfo) -> None:
+    node = next(e for e in link.ends if isinstance(e, NodeEnd))
+    switch = next(e for e in link.ends if isinstance(e, SwitchEnd))
+    userspace = _bridge(out, switch.name).datapath == "netdev"
+    device, key = node_iface(out, node, link, None, False if userspace else None)
+    _port(out, switch.name, device.name, link, key)
+
+
+def ovs_to_ovs(out: Builder, link: LinkInfo) -> None:
+    """Patch ports when both bridges share a datapath type, else a veth pair."""
+    a, b = (str(e) for e in link.ends)
+    if _bridge(out, a).datapath != _bridge(out, b).datapath:
+        pair = switch_veth(out, link, (None, None), (False, False))
+        _port(out, a, pair.a.name, link, pair.key)
+        _port(out, b, pair.b.name, link, pair.key)
+        return
+    ident = switch_link_id(out.lab, link)
+    names = (host_name("vp", out.lab.name, ident, a), host_name("vp", out.lab.name, ident, b))
+    _port(out, a, names[0], link, None, "patch", (("peer", names[1]),))
+    _port(out, b, names[1], link, None, "patch", (("peer", names[0]),))
+
+
+def ovs_to_linux(out: Builder, link: LinkInfo) -> None:
+    """A veth pair: one end an OVS port, the other a port of the Linux bridge."""
+    ends = link.ends
+    ovs_first = out.lab.topology.switches[str(ends[0])].type == "ovs"
+    ovs_name, linux_name = (str(ends[0]), str(ends[1])) if ovs_first else (str(ends[1]), str(ends[0]))
+    userspace = _bridge(out, ovs_name).datapath == "netdev"
+    masters = (None, linux_name) if ovs_first else (linux_name, None)
+    csum = (None, False) if ovs_first else (False, None)
+    pair = switch_veth(out, link, masters, csum if userspace else (None, None))
+    device = pair.a if ovs_first else pair.b
+    _port(out, ovs_name, device.name, link, pair.key)

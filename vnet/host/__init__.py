@@ -1,0 +1,1 @@
+"""What this host can do: kernel features a lab may need, probed without touching the host."""

@@ -1,0 +1,48 @@
+"""Per-lab run directory and lock: one vnet process changes a lab at a time.
+
+The lock is flock(2) on /run/vnet/<lab>.lock: released by the kernel when the process dies,
+so a crashed vnet never leaves a lab locked. It sits beside the lab's run directory so that
+destroy can remove the directory while holding the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from vnet.errors import LockedError
+
+RUN_DIR = os.environ.get("VNET_RUN_DIR", "/run/vnet")
+
+
+def lab_dir(lab: str) -> str:
+    """The lab's run directory (created 0700: it may hold sockets and pidfiles)."""
+    path = os.path.join(RUN_DIR, lab)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+@contextmanager
+def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0) -> Iterator[None]:
+    """Hold the lab's lock; without `wait`, LockedError (exit 75) if another vnet holds it."""
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(RUN_DIR, f"{lab}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait or time.monotonic() > deadline:
+                    raise LockedError(f"another vnet process is changing lab {lab}",
+                                      "wait for it to finish, or pass --wait") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,184 @@
+"""observe: what the host has that carries a lab's mark, as resources, plus name collisions.
+
+Ownership (design.md §4): a host device is the lab's when its ifalias starts with
+`vnet:<lab>:`; a namespace `vnet-<lab>-*` is the lab's when its loopback's ifalias does (it
+is set before the namespace gets its name); everything inside an owned namespace is the
+lab's. Names the lab wants that something else holds are reported, never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from vnet.drivers import netns
+from vnet.drivers.host import KernelHost
+from vnet.drivers.netlink.parse import AddrMsg, LinkMsg, RouteMsg
+from vnet.resources import (
+    HOST,
+    Address,
+    DesiredState,
+    DeviceEnd,
+    LinuxBridge,
+    Netns,
+    ObservedState,
+    Resource,
+    ResourceKey,
+    Route,
+    StrayDevice,
+    Tap,
+    VethPair,
+)
+
+KERNEL_ROUTE_PROTOCOLS = frozenset({2, 9, 16})  # kernel, router advertisement, dhcp
+RTN_UNICAST = 1
+
+
+def lab_prefix(lab: str) -> str:
+    return f"vnet:{lab}:"
+
+
+def holder(alias: str | None) -> str:
+    """Who owns a device, from its alias, for collision messages."""
+    if alias and alias.startswith("vnet:"):
+        return f"vnet lab `{alias.split(':')[1]}`"
+    return "something other than vnet"
+
+
+@dataclass
+class _Scan:
+    lab: str
+    host: KernelHost
+    ends: dict[tuple[str, str], DeviceEnd] = field(default_factory=dict)  # (ns, alias) -> veth end
+    owner_key: dict[tuple[str, str], ResourceKey] = field(default_factory=dict)  # (ns, device) -> key
+    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
+    foreign_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    foreign_namespaces: dict[str, str] = field(default_factory=dict)
+
+    def add(self, resource: Resource) -> None:
+        self.resources[resource.key] = resource
+
+
+def _end(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -> DeviceEnd:
+    master = names.get(link.master) if link.master else None
+    return DeviceEnd(namespace, link.name, link.alias or "", link.mac, link.mtu, master, link.up,
+                     scan.host.tx_checksum(namespace, link.name))
+
+
+def _tap_access(name: str) -> tuple[int | None, int | None, bool]:
+    def read(attr: str) -> str:
+        with open(f"/sys/class/net/{name}/{attr}") as handle:
+            return handle.read().strip()
+    try:
+        owner, group, flags = int(read("owner")), int(read("group")), int(read("tun_flags"), 16)
+    except (OSError, ValueError):
+        return None, None, False
+    return (owner if owner >= 0 else None), (group if group >= 0 else None), bool(flags & 0x0100)
+
+
+def _device(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -> None:
+    if link.kind == "veth":
+        scan.ends[(namespace, link.alias or f"#{link.name}")] = _end(scan, namespace, link, names)
+    elif link.kind == "bridge" and namespace == HOST and link.bridge is not None:
+        info = link.bridge
+        scan.add(LinuxBridge(link.name, link.alias or "", info.stp_state != 0, info.forward_delay,
+                             round(info.ageing_time), info.vlan_filtering, link.mtu, link.up))
+        scan.owner_key[(HOST, link.name)] = ("bridge", link.name)
+    elif link.kind == "tun" and namespace == HOST:
+        tap = Tap(_end(scan, namespace, link, names), *_tap_access(link.name))
+        scan.add(tap)
+        scan.owner_key[(HOST, link.name)] = tap.key
+    elif link.name != "lo":
+        stray = StrayDevice(namespace, link.name, link.alias or "")
+        scan.add(stray)
+        scan.owner_key[(namespace, link.name)] = stray.key
+
+
+def _scan_host(scan: _Scan, wanted: set[str]) -> None:
+    links = scan.host.links(HOST)
+    names = {link.index: name for name, link in links.items()}
+    prefix = lab_prefix(scan.lab)
+    for name, link in links.items():
+        if link.alias and link.alias.startswith(prefix):
+            _device(scan, HOST, link, names)
+        elif name in wanted:
+            scan.foreign_names[(HOST, name)] = holder(link.alias)
+
+
+def _scan_namespace(scan: _Scan, name: str, wanted: set[str]) -> None:
+    links = scan.host.links(name)
+    lo = links.get("lo")
+    mark = lo.alias if lo is not None else None
+    if not mark or not mark.startswith(lab_prefix(scan.lab)):
+        if name in wanted:
+            scan.foreign_namespaces[name] = holder(mark)
+        return
+    scan.add(Netns(name, mark, netns.read_sysctl(name, "net/ipv4/ip_forward") == "1"))
+    names = {link.index: n for n, link in links.items()}
+    for link in links.values():
+        _device(scan, name, link, names)
+    sock = scan.host.socket(name)
+    _addresses(scan, name, sock.addresses(), names)
+    _routes(scan, name, sock.routes())
+
+
+def _addresses(scan: _Scan, namespace: str, addrs: list[AddrMsg], names: dict[int, str]) -> None:
+    for addr in addrs:
+        device = names.get(addr.index, "")
+        if device in ("", "lo") or addr.address.lower().startswith("fe80:"):
+            continue
+        owner = scan.owner_key.get((namespace, device), ("veth", f"{namespace}/{device}"))
+        scan.add(Address(namespace, device, f"{addr.address}/{addr.prefixlen}", owner))
+
+
+def _routes(scan: _Scan, namespace: str, routes: list[RouteMsg]) -> None:
+    for route in routes:
+        if route.protocol in KERNEL_ROUTE_PROTOCOLS or route.type != RTN_UNICAST:
+            continue
+        default = "0.0.0.0/0" if route.family == 2 else "::/0"
+        destination = f"{route.dst}/{route.dst_len}" if route.dst else default
+        scan.add(Route(namespace, destination, route.gateway or "", route.priority or None))
+
+
+def _pair_veths(scan: _Scan, desired: DesiredState | None) -> None:
+    """Pair observed veth ends as the desired pairs say (by alias); the rest are strays."""
+    for want in (desired.resources.values() if desired else ()):
+        if not isinstance(want, VethPair):
+            continue
+        a = scan.ends.get((want.a.netns, want.a.alias))
+        b = scan.ends.get((want.b.netns, want.b.alias))
+        if a is not None and b is not None:
+            pair = VethPair(a, b)
+            scan.add(pair)
+            del scan.ends[(want.a.netns, want.a.alias)], scan.ends[(want.b.netns, want.b.alias)]
+            for end in (a, b):
+                scan.owner_key[(end.netns, end.name)] = pair.key
+    for end in scan.ends.values():
+        stray = StrayDevice(end.netns, end.name, end.alias)
+        scan.add(stray)
+        scan.owner_key[(end.netns, end.name)] = stray.key
+
+
+def observe(lab: str, desired: DesiredState | None, host: KernelHost) -> ObservedState:
+    """The lab's objects on the host (all of them: pass desired=None for destroy)."""
+    host.invalidate()
+    scan = _Scan(lab, host)
+    resources = desired.resources.values() if desired else ()
+    wanted_names = {name for r in resources for ns, name in r.occupies() if ns == HOST}
+    wanted_namespaces = {r.name for r in resources if isinstance(r, Netns)}
+    _scan_host(scan, wanted_names)
+    for name in netns.names():
+        if name.startswith(f"vnet-{lab}-") and os.path.ismount(os.path.join(netns.NETNS_RUN_DIR, name)):
+            _scan_namespace(scan, name, wanted_namespaces)
+    _pair_veths(scan, desired)
+    _fix_address_owners(scan)
+    return ObservedState(lab, scan.resources, scan.foreign_names, scan.foreign_namespaces)
+
+
+def _fix_address_owners(scan: _Scan) -> None:
+    """Addresses were read before veths were paired: point them at their device's resource."""
+    for key, resource in list(scan.resources.items()):
+        if isinstance(resource, Address):
+            owner = scan.owner_key.get((resource.netns, resource.device), resource.device_key)
+            if owner != resource.device_key:
+                scan.resources[key] = Address(resource.netns, resource.device, resource.address, owner)

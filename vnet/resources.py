@@ -1,0 +1,289 @@
+"""Host objects vnet manages, as frozen values: what the compiler wants and what observe finds.
+
+Both sides of a diff use these same types, so comparing desired with observed is `==` on
+the fields that matter, and rolling back a delete is creating the observed value again.
+Each resource has a key (unique within a lab), the keys it depends on, and says which of
+its fields can change in place (`MUTABLE`); any other difference means recreate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+ResourceKey = tuple[str, str]  # (kind, identity)
+HOST = ""  # the host's own network namespace, as a namespace name
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: ClassVar[str] = ""
+    MUTABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def key(self) -> ResourceKey:
+        raise NotImplementedError
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return ()
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        """(namespace, device name) pairs this resource needs; a clash orders delete before create."""
+        return ()
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        """Names of the fields whose values differ from `other`."""
+        return frozenset(f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name))
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.key[1]}"
+
+
+@dataclass(frozen=True)
+class Netns(Resource):
+    """A network namespace for a netns node; `forwarding` is its IPv4/IPv6 forwarding sysctl."""
+
+    kind: ClassVar[str] = "netns"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"forwarding"})
+    name: str
+    mark: str  # ifalias of its loopback: the namespace's ownership mark
+    forwarding: bool = False
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("netns", self.name)
+
+
+@dataclass(frozen=True)
+class LinuxBridge(Resource):
+    kind: ClassVar[str] = "bridge"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset(
+        {"stp", "forward_delay", "ageing_time", "vlan_filtering", "mtu", "alias", "up"})
+    name: str
+    alias: str
+    stp: bool = False
+    forward_delay: float | None = None  # seconds; None: kernel default
+    ageing_time: int | None = None  # seconds; None: kernel default
+    vlan_filtering: bool = False
+    mtu: int | None = None
+    up: bool = True
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("bridge", self.name)
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        return ((HOST, self.name),)
+
+
+@dataclass(frozen=True)
+class DeviceEnd:
+    """One kernel network device: where it lives and the settings vnet gives it."""
+
+    netns: str  # namespace name, HOST for the host's own
+    name: str
+    alias: str
+    mac: str | None = None
+    mtu: int | None = None
+    master: str | None = None  # Linux bridge (in the same namespace) it is a port of
+    up: bool = True
+    # False: checksum in software (peers of userspace-OVS ports, see drivers/ethtool.py);
+    # None: leave the driver's default.
+    tx_checksum: bool | None = None
+
+    def deps(self) -> tuple[ResourceKey, ...]:
+        out: list[ResourceKey] = []
+        if self.netns != HOST:
+            out.append(("netns", self.netns))
+        if self.master is not None:
+            out.append(("bridge", self.master))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class VethPair(Resource):
+    """A veth pair; `a` names it. Ends may live in any namespaces."""
+
+    kind: ClassVar[str] = "veth"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"a", "b"})  # within ends: see END_MUTABLE
+    a: DeviceEnd
+    b: DeviceEnd
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("veth", f"{self.a.netns}/{self.a.name}")
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return (*self.a.deps(), *self.b.deps())
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        return ((self.a.netns, self.a.name), (self.b.netns, self.b.name))
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, VethPair)
+        changed = set()
+        for end in ("a", "b"):
+            mine, theirs = getattr(self, end), getattr(other, end)
+            if (mine.netns, mine.name) != (theirs.netns, theirs.name):
+                changed.add(f"{end}.place")
+            changed.update(f"{end}.{f}" for f in END_MUTABLE if getattr(mine, f) != getattr(theirs, f))
+        return frozenset(changed)
+
+
+END_MUTABLE = ("alias", "mac", "mtu", "master", "up", "tx_checksum")
+
+
+@dataclass(frozen=True)
+class Tap(Resource):
+    """A persistent TAP device in the host namespace, for a VM or an external guest."""
+
+    kind: ClassVar[str] = "tap"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"end"})
+    end: DeviceEnd
+    owner: int | None = None
+    group: int | None = None
+    multi_queue: bool = False
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("tap", self.end.name)
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return self.end.deps()
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        return ((self.end.netns, self.end.name),)
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, Tap)
+        changed = {f for f in ("owner", "group", "multi_queue") if getattr(self, f) != getattr(other, f)}
+        changed.update(f"end.{f}" for f in END_MUTABLE if getattr(self.end, f) != getattr(other.end, f))
+        return frozenset(changed)
+
+
+@dataclass(frozen=True)
+class Address(Resource):
+    kind: ClassVar[str] = "address"
+    netns: str
+    device: str
+    address: str  # CIDR with the host part, e.g. 10.0.0.1/24
+    device_key: ResourceKey  # the resource that creates `device`
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("address", f"{self.netns}/{self.device}/{self.address}")
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return (self.device_key,)
+
+
+@dataclass(frozen=True)
+class Route(Resource):
+    kind: ClassVar[str] = "route"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"via", "metric"})
+    netns: str
+    destination: str  # CIDR; 0.0.0.0/0 or ::/0 for default
+    via: str
+    metric: int | None = None
+    needs: tuple[ResourceKey, ...] = ()  # addresses that make the gateway reachable
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("route", f"{self.netns}/{self.destination}")
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return (("netns", self.netns), *self.needs)
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, Route)
+        return frozenset(f for f in ("netns", "destination", "via", "metric")
+                         if getattr(self, f) != getattr(other, f))
+
+
+Pairs = tuple[tuple[str, str], ...]  # a sorted OVSDB string map, hashable
+
+
+@dataclass(frozen=True)
+class OvsBridge(Resource):
+    """An Open vSwitch bridge; `datapath` is resolved (system or netdev), never auto."""
+
+    kind: ClassVar[str] = "ovs-bridge"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"fail_mode", "stp", "rstp", "other_config", "mtu"})
+    name: str
+    datapath: str
+    fail_mode: str = "standalone"
+    stp: bool = False
+    rstp: bool = False
+    other_config: Pairs = ()
+    mtu: int | None = None
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("ovs-bridge", self.name)
+
+
+@dataclass(frozen=True)
+class OvsPort(Resource):
+    """A port (with its one interface) on an OVS bridge: a kernel device, patch or tunnel."""
+
+    kind: ClassVar[str] = "ovs-port"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset(
+        {"tag", "trunks", "vlan_mode", "options", "policing_rate", "policing_burst"})
+    bridge: str
+    name: str
+    type: str = ""  # "" (a kernel device), internal, patch, vxlan, geneve
+    options: Pairs = ()
+    tag: int | None = None
+    trunks: tuple[int, ...] = ()
+    vlan_mode: str | None = None
+    policing_rate: int = 0  # kbit/s, 0 = off
+    policing_burst: int = 0  # kbit
+    device_key: ResourceKey | None = None  # the kernel device this port carries
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("ovs-port", self.name)
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return (("ovs-bridge", self.bridge),) + ((self.device_key,) if self.device_key else ())
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, OvsPort)
+        return frozenset(f.name for f in fields(self)
+                         if f.name != "device_key" and getattr(self, f.name) != getattr(other, f.name))
+
+
+@dataclass(frozen=True)
+class StrayDevice(Resource):
+    """A device carrying the lab's mark that the topology no longer wants: only ever deleted."""
+
+    kind: ClassVar[str] = "stray"
+    netns: str
+    name: str
+    alias: str
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("stray", f"{self.netns}/{self.name}")
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        return ((self.netns, self.name),)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything a lab needs on the host, keyed; produced by `compile`."""
+
+    lab: str
+    resources: dict[ResourceKey, Resource]
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """What the host has that carries the lab's mark, plus names taken by others."""
+
+    lab: str
+    resources: dict[ResourceKey, Resource]
+    # (namespace, device name) -> who holds it, for names the lab wants but does not own
+    foreign_names: dict[tuple[str, str], str]
+    foreign_namespaces: dict[str, str]

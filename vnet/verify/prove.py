@@ -1,0 +1,116 @@
+"""verify: the host matches the topology, then reachability and isolation hold from inside nodes.
+
+State first: re-observe and diff; any pending change is drift and fails verification. Then
+every expectation (the `expect` list or the derived matrix) becomes ICMP probes sent from
+inside the source node, all in parallel; a probe that must reach passes when its target
+answers, one that must not passes when no target address answers. Failures carry a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import netaddr
+
+from vnet.compile import netns_name
+from vnet.drivers.host import KernelHost
+from vnet.reconcile.plan import Change
+from vnet.topology.graph import LabGraph
+from vnet.topology.lab import Lab
+from vnet.topology.reach import Probe
+from vnet.verify.icmp import Echo, Ping, ping_all
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    probe: Probe
+    reached: bool
+    answered_by: str | None
+    rtt_ms: float | None
+    hint: str = ""
+    skipped: str = ""  # why this probe could not run (e.g. the source kind cannot probe yet)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped and self.reached == self.probe.reach
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from": self.probe.source, "to": self.probe.target,
+                "addresses": [str(a.ip) for a in self.probe.addresses],
+                "expected": "reach" if self.probe.reach else "isolated",
+                "observed": "skipped" if self.skipped else ("reach" if self.reached else "isolated"),
+                "ok": self.ok, "rtt_ms": self.rtt_ms, "reason": self.probe.reason,
+                "hint": self.hint or self.skipped}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    lab: str
+    drift: tuple[Change, ...]
+    outcomes: tuple[ProbeOutcome, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.drift and all(o.ok for o in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lab": self.lab, "ok": self.ok, "drift": [c.to_json() for c in self.drift],
+                "probes": [o.to_json() for o in self.outcomes],
+                "summary": {"probes": len(self.outcomes), "failed": sum(not o.ok for o in self.outcomes)}}
+
+
+# Which node kinds vnet can send probes from, and how: a registry, extended by VM support.
+ProbeSource = Callable[[Lab, str], str]  # (lab, node) -> namespace to probe from
+PROBE_SOURCES: dict[str, ProbeSource] = {"netns": lambda lab, node: netns_name(lab.name, node)}
+
+
+def _hint(lab: Lab, probe: Probe, reached: bool) -> str:
+    if reached:
+        return "a reply came back: the isolation is broken (a path exists that should not)"
+    mine = [a for i in lab.interfaces_of(probe.source) for a in i.addresses]
+    target = probe.addresses[0] if probe.addresses else None
+    if target is None:
+        return "the target has no address in a family the source has"
+    if any(target.ip in a.cidr for a in mine):
+        return (f"no reply from {target.ip} on a connected subnet: ARP/ND unanswered or the L2 "
+                "path is broken (check the segment with `vnet trace`)")
+    routes = lab.topology.nodes[probe.source]
+    if not getattr(routes, "routes", ()):
+        return f"no route from {probe.source} to {target.ip}: add a route (or a default route)"
+    return f"no reply from {target.ip}: a router on the way may lack a route back or forwarding"
+
+
+def prove(graph: LabGraph, host: KernelHost, timeout: float = 1.5) -> list[ProbeOutcome]:
+    lab = graph.lab
+    probes = graph.expectations()
+    pings: dict[tuple[int, str], Ping] = {}
+    skipped: dict[int, str] = {}
+    for k, probe in enumerate(probes):
+        kind = lab.topology.nodes[probe.source].kind
+        source = PROBE_SOURCES.get(kind)
+        if source is None:
+            skipped[k] = f"probing from a {kind} node is not supported yet"
+            continue
+        for address in probe.addresses:
+            pings[(k, str(address.ip))] = Ping(source(lab, probe.source), str(address.ip))
+    echoes = ping_all(list(pings.values()), timeout=timeout)
+    return [_outcome(lab, k, probe, pings, echoes, skipped.get(k, "")) for k, probe in enumerate(probes)]
+
+
+def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], Ping],
+             echoes: dict[Ping, Echo], skipped: str) -> ProbeOutcome:
+    if skipped:
+        return ProbeOutcome(probe, False, None, None, skipped=skipped)
+    answers = [(address, echoes[pings[(k, str(address.ip))]]) for address in probe.addresses]
+    hit = next(((a, e) for a, e in answers if e.reached), None)
+    reached = hit is not None
+    outcome = ProbeOutcome(probe, reached, str(hit[0].ip) if hit else None, hit[1].rtt_ms if hit else None)
+    if outcome.ok:
+        return outcome
+    return ProbeOutcome(probe, reached, outcome.answered_by, outcome.rtt_ms, _hint(lab, probe, reached))
+
+
+def family_of(address: str) -> int:
+    return int(netaddr.IPAddress(address).version)
