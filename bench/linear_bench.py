@@ -241,9 +241,8 @@ def vnet_cycle(run: Run, path: Path, n: int, timings: dict[str, list[float]]) ->
     gone = api.destroy(lab.name)
     timings["destroy"].append(time.perf_counter() - t0)
     run.labs.discard(lab.name)
-    if (gone.namespaces, gone.devices) != (n, 4 * n - 2):
-        raise SystemExit(f"vnet destroy removed {gone.namespaces} namespaces and {gone.devices} devices, "
-                         f"expected {n} and {4 * n - 2}")
+    if gone.namespaces != n:  # (its device count is racy: namespaces take veth host ends along)
+        raise SystemExit(f"vnet destroy removed {gone.namespaces} namespaces, expected {n}")
 
 
 def cli(*argv: str) -> float:
@@ -410,11 +409,11 @@ def ratio(a: float, b: float) -> str:
 def print_table(title: str, rows: list[Row]) -> None:
     width = max(len(r.what) for r in rows)
     print(f"\n{title}")
-    print(f"{'measurement':<{width}}  {'median s':>9}  {'min s':>7}  {'n':>2}  {'ratio':<28}  target")
+    print(f"{'measurement':<{width}}  {'median s':>9}  {'min s':>7}  {'n':>2}  {'ratio':<36}  target")
     for r in rows:
         verdict = "" if r.ok is None else ("  PASS" if r.ok else "  MISS")
         print(f"{r.what:<{width}}  {r.median:>9.3f}  {min(r.samples):>7.3f}  {len(r.samples):>2}  "
-              f"{r.ratio:<28}  {r.target}{verdict}")
+              f"{r.ratio:<36}  {r.target}{verdict}")
 
 
 def main() -> int:

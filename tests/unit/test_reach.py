@@ -76,12 +76,14 @@ def test_a_node_that_does_not_forward_does_not_join_segments(tmp_path: Path) -> 
     assert pairs(found, False) == {("a", "b"), ("b", "a")}
 
 
-def test_tap_nodes_are_targets_never_sources(tmp_path: Path) -> None:
+def test_tap_nodes_are_never_sources_nor_derived_reach_targets(tmp_path: Path) -> None:
+    # The guest behind a tap node is started by someone else: vnet cannot probe from it, and
+    # the derived matrix does not demand it answers (list it in `expect` to check it).
     found = probes(tmp_path, hosts("a", "c") + "  ext1: {kind: tap}\n",
                    "  - {endpoints: [a:eth0, sw1], ip: 10.0.0.1/24}\n"
                    "  - {endpoints: [ext1:eth0, sw1], ip: 10.0.0.2/24}\n"
                    "  - {endpoints: [c:eth0, sw1], vlan: 30, ip: 10.0.30.1/24}\n")
-    assert ("a", "ext1") in pairs(found, True)
+    assert ("a", "ext1") not in pairs(found, True)
     assert all(p.source != "ext1" for p in found)
     assert ("a", "c") in pairs(found, False)
 

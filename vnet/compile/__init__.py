@@ -5,7 +5,7 @@ Naming (design.md §4), all deterministic:
 - a device's ifalias is `vnet:L:` + what it is (`h1:eth0`, `h1:eth0:peer`, `sw1~sw2#0:sw1`, …);
 - host-side device names are a kind prefix and 12 hex digits of a hash of lab and identity
   (`vn…` veth end of a node, `vt…` TAP, `vb…` switch-to-switch veth, `vx…` hidden bridge,
-  `vp…` OVS patch port): 14 characters, within IFNAMSIZ, and the same on every run;
+  `vp…` OVS patch port, `vu…` OVS tunnel port): 14 characters, within IFNAMSIZ, and the same on every run;
 - OVS rows carry `external_ids` vnet-lab and vnet-key.
 Kinds are dispatched through registries; what is not built yet raises UnsupportedError.
 """
@@ -18,7 +18,7 @@ from vnet.compile import kernel, ovs
 from vnet.compile.base import Builder, HostFacts, UnsupportedError, dispatch, host_name, mark, netns_name
 from vnet.resources import DesiredState
 from vnet.topology.lab import Lab, LinkInfo
-from vnet.topology.names import NodeEnd, SwitchEnd
+from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
 
 __all__ = ["HostFacts", "UnsupportedError", "compile_lab", "host_name", "mark", "netns_name"]
 
@@ -40,6 +40,7 @@ LINK_COMPILERS: dict[frozenset[str], Callable[[Builder, LinkInfo], None]] = {
     frozenset({"node", "ovs"}): ovs.node_to_ovs,
     frozenset({"ovs"}): ovs.ovs_to_ovs,
     frozenset({"ovs", "linux"}): ovs.ovs_to_linux,
+    frozenset({"ovs", "tunnel"}): ovs.ovs_to_tunnel,
 }
 
 
@@ -48,7 +49,7 @@ def _role(lab: Lab, end: object) -> str:
         return "node"
     if isinstance(end, SwitchEnd):
         return lab.topology.switches[end.name].type
-    return "vf"
+    return "tunnel" if isinstance(end, TunnelEnd) else "vf"
 
 
 def compile_lab(lab: Lab, facts: HostFacts | None = None) -> DesiredState:

@@ -11,7 +11,7 @@ from vnet.compile.kernel import node_iface, switch_veth
 from vnet.resources import OvsBridge, OvsPort, ResourceKey
 from vnet.topology.lab import LinkInfo
 from vnet.topology.model import OvsSwitch
-from vnet.topology.names import NodeEnd, SwitchEnd
+from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
 
 
 def resolve_datapath(requested: str, kernel_available: bool) -> str:
@@ -34,11 +34,19 @@ def _bridge(out: Builder, name: str) -> OvsBridge:
     return bridge
 
 
+def _vlan_mode(link: LinkInfo) -> str | None:
+    if link.spec.trunk is None:
+        return None  # an access port when tagged, else OVS's default (all VLANs)
+    return "native-untagged" if link.spec.native_vlan is not None else "trunk"
+
+
 def _port(out: Builder, bridge: str, name: str, link: LinkInfo, device: ResourceKey | None,
           kind: str = "", options: tuple[tuple[str, str], ...] = ()) -> None:
     spec = link.spec
-    out.add(OvsPort(bridge, name, kind, options, spec.vlan, tuple(spec.trunk or ()),
-                    "trunk" if spec.trunk else None, device_key=device))
+    tag = spec.vlan if spec.vlan is not None else spec.native_vlan
+    rate, burst = (spec.police.rate, spec.police.burst) if spec.police else (0, 0)
+    out.add(OvsPort(bridge, name, kind, options, tag, tuple(spec.trunk or ()), _vlan_mode(link),
+                    rate, burst, device_key=device))
 
 
 def node_to_ovs(out: Builder, link: LinkInfo) -> None:
@@ -61,6 +69,15 @@ def ovs_to_ovs(out: Builder, link: LinkInfo) -> None:
     names = (host_name("vp", out.lab.name, ident, a), host_name("vp", out.lab.name, ident, b))
     _port(out, a, names[0], link, None, "patch", (("peer", names[1]),))
     _port(out, b, names[1], link, None, "patch", (("peer", names[0]),))
+
+
+def ovs_to_tunnel(out: Builder, link: LinkInfo) -> None:
+    """A VXLAN or Geneve port to a remote address (the key is the VNI, default 0)."""
+    switch = next(e for e in link.ends if isinstance(e, SwitchEnd))
+    tunnel = next(e for e in link.ends if isinstance(e, TunnelEnd))
+    options = (("key", str(link.spec.key or 0)), ("remote_ip", tunnel.remote))
+    name = host_name("vu", out.lab.name, switch.name, str(tunnel), str(link.spec.key))
+    _port(out, switch.name, name, link, None, tunnel.kind, options)
 
 
 def ovs_to_linux(out: Builder, link: LinkInfo) -> None:

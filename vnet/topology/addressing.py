@@ -91,8 +91,7 @@ class Pool:
             value = self._next
             self._next += 1
             if value != skip and (version, value) not in used:
-                ip = netaddr.IPAddress(value, version)
-                return netaddr.IPNetwork(f"{ip}/{self.subnet.prefixlen}")
+                return netaddr.IPNetwork((value, self.subnet.prefixlen), version)
         return None
 
 

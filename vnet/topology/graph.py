@@ -9,7 +9,7 @@ from typing import Any
 import networkx as nx
 
 from vnet.topology.lab import Lab, LinkInfo
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, VfEnd
+from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
 from vnet.topology.reach import Probe, expectations
 from vnet.topology.segments import Segment, compute_segments
 
@@ -20,6 +20,8 @@ def vertex_of(end: Endpoint) -> str:
         return end.node
     if isinstance(end, SwitchEnd):
         return end.name
+    if isinstance(end, TunnelEnd):
+        return str(end)
     return f"sriov:{end.pf}"
 
 
@@ -54,6 +56,9 @@ def _build(lab: Lab) -> nx.MultiGraph:
     graph: nx.MultiGraph = nx.MultiGraph(lab=lab.name)
     _add_vertices(graph, lab)
     for link in lab.links:
+        for end in link.ends:
+            if isinstance(end, TunnelEnd):
+                graph.add_node(str(end), role="tunnel", kind=end.kind)
         a, b = (vertex_of(e) for e in link.ends)
         graph.add_edge(a, b, key=link.index, **_edge_attrs(lab, link))
     return graph

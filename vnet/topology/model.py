@@ -141,16 +141,32 @@ NODE_KINDS: dict[str, type[NodeBase]] = {"netns": NetnsNode, "vm": VmNode, "tap"
 IpList = tuple[str | tuple[str, ...], ...]
 
 
+class Policing(Spec):
+    """Ingress policing on an OVS port: traffic entering the switch above `rate` is dropped."""
+
+    rate: Annotated[StrictInt, Field(ge=1, le=4_294_967_295)] = Field(description="kbit/s")
+    burst: Annotated[StrictInt, Field(ge=0, le=4_294_967_295)] = Field(0, description="kbit (0: OVS default)")
+
+
 class Link(Spec):
     endpoints: tuple[str, str] = Field(
-        description="`node:iface`, `switch`, or `sriov:<pf>/vf<n>`; exactly two")
+        description="`node:iface`, `switch`, `sriov:<pf>/vf<n>`, or `vxlan:<remote-ip>` / "
+                    "`geneve:<remote-ip>` (a tunnel port on an OVS switch); exactly two")
     vlan: VlanId | None = Field(None, description="Access VLAN of the switch port(s)")
     trunk: tuple[VlanId, ...] | None = Field(None, description="Tagged VLANs of the switch port(s)")
+    native_vlan: VlanId | None = Field(
+        None, description="With `trunk`: untagged frames belong to this VLAN (OVS native-untagged)")
     ip: str | IpList | None = Field(
         None, description="Address(es) in CIDR form; on a node-to-node link one entry per node")
     network: str | tuple[str, ...] | None = Field(
         None, description="Pool(s) from `networks` to take the address(es) from")
     mtu: Mtu | None = None
+    attach: Literal["veth", "internal"] = Field(
+        "veth", description="How a netns node joins an OVS switch: a veth pair, or an OVS internal "
+                            "port moved into its namespace")
+    police: Policing | None = Field(None, description="Ingress policing of the OVS port")
+    key: Annotated[StrictInt, Field(ge=0, le=16_777_215)] | None = Field(
+        None, description="Tunnel key (VXLAN VNI / Geneve VNI) of a tunnel link")
 
 
 class Network(Spec):

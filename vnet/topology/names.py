@@ -15,7 +15,8 @@ POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}$")
 VF_REF = re.compile(r"(?P<pf>[^/]+)/vf(?P<vf>[0-9]{1,4})$")
 
 SRIOV_PREFIX = "sriov:"
-RESERVED_NAMES = frozenset({"sriov"})
+TUNNEL_KINDS = ("vxlan", "geneve")
+RESERVED_NAMES = frozenset({"sriov", *TUNNEL_KINDS})
 
 LAB_NAME_HINT = "1-12 characters: a lowercase letter, then lowercase letters, digits or `-`"
 NODE_NAME_HINT = "a letter, then up to 31 letters, digits, `-` or `_`"
@@ -55,7 +56,18 @@ class VfEnd:
         return f"{SRIOV_PREFIX}{self.pf}/vf{self.vf}"
 
 
-Endpoint = NodeEnd | SwitchEnd | VfEnd
+@dataclass(frozen=True)
+class TunnelEnd:
+    """`vxlan:<remote-ip>` or `geneve:<remote-ip>` — a tunnel to an address outside the lab."""
+
+    kind: str
+    remote: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.remote}"
+
+
+Endpoint = NodeEnd | SwitchEnd | VfEnd | TunnelEnd
 
 
 class EndpointSyntaxError(ValueError):
@@ -73,6 +85,8 @@ def parse_endpoint(text: str) -> Endpoint:
                                       "write `sriov:<pf>/vf<n>`, e.g. `sriov:enp3s0f0/vf2`")
         return VfEnd(match["pf"], int(match["vf"]))
     name, colon, iface = text.partition(":")
+    if colon and name in TUNNEL_KINDS:
+        return TunnelEnd(name, iface)
     if not name:
         raise EndpointSyntaxError(f"`{text}` has no node or switch name",
                                   "write `node:iface` or a switch name")

@@ -17,6 +17,8 @@ _SHAPES = {  # (role, kind) -> DOT attributes
     ("node", "tap"): 'shape=box3d, style="dashed,filled", fillcolor="#fff3cd"',
     ("pf", "legacy"): 'shape=component, style=filled, fillcolor="#f8d7da"',
     ("pf", "switchdev"): 'shape=component, style=filled, fillcolor="#f8d7da"',
+    ("tunnel", "vxlan"): 'shape=cds, style=filled, fillcolor="#e2d9f3"',
+    ("tunnel", "geneve"): 'shape=cds, style=filled, fillcolor="#e2d9f3"',
 }
 
 
@@ -56,7 +58,7 @@ def _mermaid_text(text: str) -> str:
     return '"' + text.replace('"', "#quot;").replace("\n", "<br/>") + '"'
 
 
-_MERMAID_SHAPES = {"switch": "[{}]", "node": "({})", "pf": "[[{}]]"}
+_MERMAID_SHAPES = {"switch": "[{}]", "node": "({})", "pf": "[[{}]]", "tunnel": ">{}]"}
 
 
 def to_mermaid(lab_graph: LabGraph) -> str:

@@ -22,7 +22,7 @@ import networkx as nx
 
 from vnet.topology.lab import InterfaceKey, Lab, LinkInfo
 from vnet.topology.model import LinuxSwitch, OvsSwitch, SwitchBase
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd
+from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd
 
 Tag = int | None
 LINUX_DEFAULT_PVID = 1
@@ -51,7 +51,8 @@ def _port_map(switch: SwitchBase, link: LinkInfo, universe: Iterable[Tag]) -> di
     if spec.vlan is not None:
         return {None: spec.vlan}
     if spec.trunk is not None:
-        return {tag: tag for tag in spec.trunk}
+        native = {None: spec.native_vlan, spec.native_vlan: spec.native_vlan} if spec.native_vlan else {}
+        return {**{tag: tag for tag in spec.trunk}, **native}
     if isinstance(switch, OvsSwitch):
         return {tag: tag for tag in universe}
     return {None: LINUX_DEFAULT_PVID}
@@ -61,6 +62,8 @@ def _universe(lab: Lab) -> list[Tag]:
     tags: set[int] = {LINUX_DEFAULT_PVID}
     for link in lab.links:
         tags.update(link.spec.trunk or ())
+        if link.spec.native_vlan is not None:
+            tags.add(link.spec.native_vlan)
         if link.spec.vlan is not None:
             tags.add(link.spec.vlan)
     return [None, *sorted(tags)]
@@ -79,6 +82,8 @@ class _SegmentBuilder:
         if isinstance(end, SwitchEnd):
             mapping = _port_map(self.lab.topology.switches[end.name], link, self.universe)
             return ("dom", end.name, mapping[None]) if None in mapping else None
+        if isinstance(end, TunnelEnd):  # a tunnel leads out of the lab, like a physical uplink
+            return ("wire", str(end), link.spec.key)
         pf = self.lab.topology.sriov[end.pf]
         if pf.eswitch == "switchdev":
             return ("vf", end.pf, end.vf)
@@ -123,11 +128,15 @@ def _name(interfaces: list[InterfaceKey], domains: list[tuple[str, Tag]],
     if domains:
         switch, tag = domains[0]
         return switch if tag is None else f"{switch}.{tag}"
-    wires = sorted(f"sriov:{v[1]}.{v[2]}" if v[2] is not None else f"sriov:{v[1]}"
-                   for v in component if v[0] in ("wire", "vf"))
+    wires = sorted(_wire_name(v) for v in component if v[0] in ("wire", "vf"))
     if wires:
         return wires[0]
     return "--".join(f"{node}:{iface}" for node, iface in interfaces)
+
+
+def _wire_name(vertex: tuple[object, ...]) -> str:
+    where = str(vertex[1]) if ":" in str(vertex[1]) else f"sriov:{vertex[1]}"
+    return where if vertex[2] is None else f"{where}.{vertex[2]}"
 
 
 def compute_segments(lab: Lab) -> list[Segment]:

@@ -138,6 +138,8 @@ def _receive(sockets: _Sockets, pending: dict[tuple[str, int, int], Ping], resul
             namespace, version = owners[fd]
             sock = sockets.by_key[(namespace, version)]
             _drain(sock, namespace, version, pending, results, sent_at, ident)
+        if all(echo.reached for echo in results.values()):
+            return  # every probe answered: nothing left to wait for
 
 
 def _drain(sock: socket.socket, namespace: str, version: int, pending: dict[tuple[str, int, int], Ping],

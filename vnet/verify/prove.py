@@ -82,6 +82,9 @@ def _hint(lab: Lab, probe: Probe, reached: bool) -> str:
     return f"no reply from {target.ip}: a router on the way may lack a route back or forwarding"
 
 
+RETRIES = 2  # extra rounds for probes that must reach (a datapath may still be settling)
+
+
 def prove(graph: LabGraph, host: KernelHost, timeout: float = 1.5) -> list[ProbeOutcome]:
     lab = graph.lab
     probes = graph.expectations()
@@ -96,6 +99,12 @@ def prove(graph: LabGraph, host: KernelHost, timeout: float = 1.5) -> list[Probe
         for address in probe.addresses:
             pings[(k, str(address.ip))] = Ping(source(lab, probe.source), str(address.ip))
     echoes = ping_all(list(pings.values()), timeout=timeout)
+    for _ in range(RETRIES):
+        # Only unanswered probes that must reach are retried: an answer is never a fluke.
+        again = [p for (k, _a), p in pings.items() if probes[k].reach and not echoes[p].reached]
+        if not again:
+            break
+        echoes.update(ping_all(again, timeout=timeout))
     return [_outcome(lab, k, probe, pings, echoes, skipped.get(k, "")) for k, probe in enumerate(probes)]
 
 

@@ -12,6 +12,7 @@ from vnet.topology.checks.expect import check_expect
 from vnet.topology.checks.links import check_endpoints, check_vlans
 from vnet.topology.checks.naming import check_names
 from vnet.topology.checks.nodes import check_images, check_routes, check_sriov, check_unused
+from vnet.topology.checks.ports import check_ports
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.loader import Loaded
 
@@ -20,6 +21,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     check_names,
     check_endpoints,
     check_vlans,
+    check_ports,
     check_addresses,
     check_routes,
     check_images,

@@ -192,8 +192,10 @@ def _check_overlaps(ctx: CheckContext) -> None:
     for (node, iface), addresses in ctx.addresses.items():
         for address in addresses:
             for other_iface, other in per_node.get(node, []):
+                # `a.ip in b.cidr` as integers: first/last bound the subnet, value is the host address
                 if other_iface != iface and other.version == address.version and (
-                        address.ip in other.cidr or other.ip in address.cidr):
+                        other.first <= address.value <= other.last
+                        or address.first <= other.value <= address.last):
                     pos = ctx.interface_links[(node, iface)]
                     attr = "ip" if ("links", pos, "ip") in ctx.loaded.source.values else "network"
                     ctx.report(("links", pos, attr), "address-overlap",

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import difflib
 
+import netaddr
+
 from vnet.topology import names as n
 from vnet.topology.checks.context import CheckContext
 from vnet.topology.model import Link, LinuxSwitch, OvsSwitch
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, VfEnd
+from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
 from vnet.topology.source import Path
 
 # Which pairs of endpoint roles make a link (order-free).
 _ALLOWED_PAIRS = {
     frozenset({"node"}), frozenset({"node", "switch"}), frozenset({"switch"}),
-    frozenset({"node", "vf"}), frozenset({"switch", "vf"}),
+    frozenset({"node", "vf"}), frozenset({"switch", "vf"}), frozenset({"switch", "tunnel"}),
 }
-_ROLE = {NodeEnd: "node", SwitchEnd: "switch", VfEnd: "vf"}
+_ROLE = {NodeEnd: "node", SwitchEnd: "switch", VfEnd: "vf", TunnelEnd: "tunnel"}
 
 
 def _close(name: str, choices: list[str],
@@ -86,14 +88,33 @@ def _resolve(ctx: CheckContext, text: str, path: Path) -> Endpoint | None:
         return _resolve_node(ctx, end, path)
     if isinstance(end, SwitchEnd):
         return _resolve_switch(ctx, end, path)
+    if isinstance(end, TunnelEnd):
+        return _resolve_tunnel(ctx, end, path)
     return _resolve_vf(ctx, end, path)
+
+
+def _resolve_tunnel(ctx: CheckContext, end: TunnelEnd, path: Path) -> Endpoint | None:
+    try:
+        netaddr.IPAddress(end.remote)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        ctx.report(path, "tunnel-remote", f"`{end.remote}` is not an IP address",
+                   f"write `{end.kind}:<remote-ip>`, e.g. `{end.kind}:198.18.0.2`")
+        return None
+    return end
 
 
 def _check_pair(ctx: CheckContext, ends: tuple[Endpoint, Endpoint], path: Path) -> bool:
     roles = frozenset(_ROLE[type(e)] for e in ends)
     if roles not in _ALLOWED_PAIRS:
         ctx.report(path, "link-kind", f"a link cannot join {ends[0]} and {ends[1]}",
-                   "a VF joins a node (the VF is given to it) or an OVS switch (its representor)")
+                   "a VF joins a node (the VF is given to it) or an OVS switch (its representor); "
+                   "a tunnel joins an OVS switch")
+        return False
+    tunnel = next((e for e in ends if isinstance(e, TunnelEnd)), None)
+    switch = next((e for e in ends if isinstance(e, SwitchEnd)), None)
+    if tunnel is not None and switch is not None and ctx.topology.switches[switch.name].type != "ovs":
+        ctx.report(path, "link-kind", f"`{tunnel}` needs an OVS switch, and {switch} is a Linux bridge",
+                   "tunnel ports are OVS ports: join the tunnel to an OVS switch")
         return False
     if ends[0] == ends[1]:
         ctx.report(path, "link-loop", f"both ends of the link are `{ends[0]}`",
@@ -140,7 +161,7 @@ def check_endpoints(ctx: CheckContext) -> None:
 def _claim(ctx: CheckContext, first_use: dict[object, int], end: Endpoint,
            ends: tuple[Endpoint, Endpoint], path: Path, pos: int) -> bool:
     """Record the use of a node interface or VF role; report a second use."""
-    if isinstance(end, SwitchEnd):
+    if isinstance(end, SwitchEnd | TunnelEnd):
         return True
     if isinstance(end, VfEnd):
         role = "representor" if any(isinstance(e, SwitchEnd) for e in ends) else "node"

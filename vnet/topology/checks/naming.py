@@ -40,5 +40,5 @@ def _check_shared_namespace(ctx: CheckContext) -> None:
         for name in getattr(topo, section):
             if name in n.RESERVED_NAMES:
                 ctx.report((section, name), "name-reserved", f"`{name}` is a reserved word",
-                           "`sriov:` starts a virtual-function endpoint; choose another name",
+                           "`sriov:`, `vxlan:` and `geneve:` start special endpoints; choose another name",
                            key=True)
