@@ -234,13 +234,17 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
         ifaces[node] += 1
         return f"{node}:eth{ifaces[node] - 1}"
 
+    def ovs_switches() -> list[str]:
+        return sorted(s for s, spec in switches.items() if spec["type"] == "ovs")
+
     def aware(sw: str) -> bool:
         return switches[sw]["type"] == "ovs" or bool(switches[sw].get("vlan_filtering"))
 
     for _ in range(draw(st.integers(1, 12))):
         forms = [form for form, possible in (
             ("node-switch", bool(switches)), ("node-node", len(nodes) >= 2),
-            ("switch-switch", len(switches) >= 2), ("vf", any(free_vfs.values()))) if possible]
+            ("switch-switch", len(switches) >= 2), ("vf", any(free_vfs.values())),
+            ("tunnel", bool(ovs_switches()))) if possible]
         if not forms:
             break
         form = draw(st.sampled_from(forms))
@@ -251,6 +255,12 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
             link["endpoints"] = draw(st.permutations([iface(node), sw]))
             if aware(sw) and draw(st.booleans()):
                 link["vlan"] = draw(st.integers(1, 4094))
+            if switches[sw]["type"] == "ovs":
+                if nodes[node]["kind"] == "netns" and draw(st.booleans()):
+                    link["attach"] = "internal"
+                if draw(st.booleans()):
+                    link["police"] = draw(st.fixed_dictionaries(
+                        {"rate": st.integers(1, 10**9)}, optional={"burst": st.integers(0, 10**6)}))
             choice = draw(st.sampled_from(["none", "static", "pool"]))
             usable = [p for p in pools if p not in subnets[node]]
             if choice == "pool" and usable:
@@ -277,10 +287,21 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
                     link["vlan"] = draw(st.integers(1, 4094))
                 elif tagging == "trunk":
                     link["trunk"] = draw(st.lists(st.integers(1, 4094), min_size=1, max_size=4, unique=True))
+                    if draw(st.booleans()):
+                        link["native_vlan"] = draw(st.sampled_from(link["trunk"]))
+        elif form == "tunnel":
+            k = next(static)
+            remote = draw(st.sampled_from([f"vxlan:198.18.{k}.2", f"geneve:198.18.{k}.2",
+                                           f"vxlan:fd00:1::{k}"]))
+            link["endpoints"] = draw(st.permutations([draw(st.sampled_from(ovs_switches())), remote]))
+            if draw(st.booleans()):
+                link["key"] = draw(st.integers(0, 16_777_215))
+            if draw(st.booleans()):
+                link["vlan"] = draw(st.integers(1, 4094))
         elif form == "vf":
             pf = draw(st.sampled_from(sorted(p for p, vfs in free_vfs.items() if vfs)))
             vf = free_vfs[pf].pop(0)
-            ovs = sorted(s for s, spec in switches.items() if spec["type"] == "ovs")
+            ovs = ovs_switches()
             probing = sorted(n for n, spec in nodes.items() if spec["kind"] != "tap")
             if pfs[pf]["eswitch"] == "switchdev" and ovs and draw(st.booleans()):
                 link["endpoints"] = [f"sriov:{pf}/vf{vf}", draw(st.sampled_from(ovs))]
@@ -320,6 +341,7 @@ _nasty = st.one_of(
                      "sriov:/vf1", "sw0:eth0", "n0", "n0:eth0", "n0:" + "e" * 20, "x" * 300,
                      "10.0.0.1", "10.0.0.0/24", "10.0.0.255/24", "::1/129", "fd00::/8", "1.2.3.4/33",
                      "198.18.1.1/24", "198.19.0.254", "default", "pool0", "pool1", "nope", "é", "\u202e",
+                     "vxlan:", "vxlan:198.18.0.9", "geneve:fd00::1", "vxlan:x", "geneve:",
                      "tiny", {"kernel": "k"}, {"disk": "d"}, [], {}, [1, 2], ["a", "b", "c"],
                      {"subnet": "10.0.0.0/33"}, [[]], [["10.0.0.1/24"]]]),
     _text,
@@ -397,7 +419,8 @@ def mutated_topologies(draw: st.DrawFn) -> Any:
         elif op == "delete":
             del _get(doc, path[:-1])[path[-1]]
         elif op == "unknown-key":
-            key = draw(st.sampled_from(["bogus", "vlans", "<<", "kind", "type", "ip", "from", "routes"]))
+            key = draw(st.sampled_from(["bogus", "vlans", "<<", "kind", "type", "ip", "from", "routes",
+                                        "attach", "police", "native_vlan", "key"]))
             target[key] = draw(_nasty)
         elif op == "rename-key":
             key = draw(st.sampled_from(sorted(target, key=str)))

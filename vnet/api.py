@@ -30,6 +30,8 @@ from vnet.resources import DesiredState, ObservedState, OvsBridge
 from vnet.topology.graph import build_graph
 from vnet.topology.lab import Lab
 from vnet.verify.prove import VerifyReport, prove
+from vnet.verify.trace import Trace
+from vnet.verify.trace import trace as trace_path
 
 
 class CollisionError(UnavailableError):
@@ -98,6 +100,19 @@ def verify(lab: Lab, timeout: float = 1.5, ovsdb: str | None = None) -> VerifyRe
         return VerifyReport(lab.name, tuple(drift), tuple(outcomes))
 
 
+def trace(lab: Lab, source: str, target: str, ovsdb: str | None = None) -> Trace:
+    """The path from `source` to `target` through the lab, checked against the host."""
+    netns.require_root()
+    for node in (source, target.partition(":")[0]):
+        if node not in lab.topology.nodes:
+            raise UnavailableError(f"`{node}` is not a node of lab {lab.name}",
+                                   f"nodes: {', '.join(sorted(lab.topology.nodes))}")
+    with Session(ovsdb or default_ovsdb()) as session:
+        desired, observed = _observe(lab, session, start_ovs=False)
+        drift = make_plan(desired, observed).changes
+        return trace_path(build_graph(lab), desired, session.host, session.ovsdb, source, target, drift)
+
+
 def _destroy_ovs(lab_name: str, session: Session) -> int:
     client = session.ovs_client(start=False)
     if client is None:
@@ -115,7 +130,7 @@ def _destroy_ovs(lab_name: str, session: Session) -> int:
 def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> DestroyReport:
     """Remove everything the lab owns on this host; needs no topology file."""
     netns.require_root()
-    with lab_lock(lab_name, wait), Session(ovsdb or default_ovsdb()) as session:
+    with lab_lock(lab_name, wait, remove=True), Session(ovsdb or default_ovsdb()) as session:
         bridges = _destroy_ovs(lab_name, session)
         report = destroy_lab(lab_name, session.host)
         return DestroyReport(report.lab, report.namespaces, report.devices, report.seconds, bridges)

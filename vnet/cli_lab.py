@@ -169,6 +169,26 @@ def status(file: str | None, lab_name: str | None, as_json: bool, ovsdb: str | N
     console.print(table)
 
 
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("source")
+@click.argument("target")
+@ovsdb_option
+def trace(file: str, source: str, target: str, ovsdb: str | None) -> None:
+    """Show the path from SOURCE to TARGET (node or node:iface) and where a frame would drop."""
+    result = api.trace(load(file), source, target, ovsdb)
+    console.print(f"{result.source} -> {result.target} ({result.address})")
+    for hop in result.hops:
+        console.print(f"  {hop.description}")
+        for check in hop.checks:
+            console.print(f"      {check}")
+        if hop.dropped:
+            console.print(f"      [red]dropped[/]: {hop.dropped}")
+    console.print("delivered" if result.delivered else "[red]not delivered[/]")
+    if not result.delivered:
+        sys.exit(EX_VERIFY_FAILED)
+
+
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("node")

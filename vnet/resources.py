@@ -174,13 +174,15 @@ class Address(Resource):
         return ("address", f"{self.netns}/{self.device}/{self.address}")
 
     def depends_on(self) -> tuple[ResourceKey, ...]:
-        return (self.device_key,)
+        # Its namespace too: a delete inside a namespace must come before the namespace's delete.
+        return (self.device_key, *(() if self.netns == HOST else (("netns", self.netns),)))
 
 
 @dataclass(frozen=True)
 class Route(Resource):
     kind: ClassVar[str] = "route"
-    MUTABLE: ClassVar[frozenset[str]] = frozenset({"via", "metric"})
+    # A new metric is a new kernel route (the metric is part of its key): recreate, not replace.
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"via"})
     netns: str
     destination: str  # CIDR; 0.0.0.0/0 or ::/0 for default
     via: str
@@ -239,6 +241,7 @@ class OvsPort(Resource):
     policing_rate: int = 0  # kbit/s, 0 = off
     policing_burst: int = 0  # kbit
     device_key: ResourceKey | None = None  # the kernel device this port carries
+    link: int | None = None  # the topology link that makes it (desired side only; for trace)
 
     @property
     def key(self) -> ResourceKey:
@@ -249,8 +252,8 @@ class OvsPort(Resource):
 
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, OvsPort)
-        return frozenset(f.name for f in fields(self)
-                         if f.name != "device_key" and getattr(self, f.name) != getattr(other, f.name))
+        return frozenset(f.name for f in fields(self) if f.name not in ("device_key", "link")
+                         and getattr(self, f.name) != getattr(other, f.name))
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,9 @@ class StrayDevice(Resource):
     @property
     def key(self) -> ResourceKey:
         return ("stray", f"{self.netns}/{self.name}")
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return () if self.netns == HOST else (("netns", self.netns),)
 
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((self.netns, self.name),)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from vnet import api
+from vnet.reconcile.lock import RUN_DIR
 
-from .hostlib import RUN_DIR, LabUnderTest, leftovers, namespace_names, run, unique
+from .hostlib import LabUnderTest, leftovers, namespace_names, run, unique
 
 
 @pytest.fixture(autouse=True)

@@ -244,9 +244,11 @@ def ifindexes(lab: LabUnderTest) -> dict[tuple[str, str], int]:
         if str(link.get("ifalias", "")).startswith(mark):
             out[("", link["ifname"])] = link["ifindex"]
     for ns in namespace_names():
-        if ns.startswith(f"vnet-{lab.name}-"):
-            for link in ip_json("link", "show", netns=ns):
-                out[(ns, link["ifname"])] = link["ifindex"]
+        if not ns.startswith(f"vnet-{lab.name}-"):
+            continue
+        links = ip_json("link", "show", netns=ns)
+        if any(link["ifname"] == "lo" and str(link.get("ifalias", "")).startswith(mark) for link in links):
+            out.update({(ns, link["ifname"]): link["ifindex"] for link in links})
     return out
 
 

@@ -147,7 +147,7 @@ def test_drift_is_planned_and_repaired(labs: Labs, drift: str) -> None:
 
 
 def test_all_drifts_at_once_through_the_cli(labs: Labs) -> None:
-    lab, loaded = _up(labs)
+    lab, _ = _up(labs)
     path = str(lab.files[-1])
     expected: set[Change] = set()
     for drift in (delete_veth, change_mtu_host_end, add_addresses, delete_route, set_stp, forwarding_off):

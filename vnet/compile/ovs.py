@@ -46,7 +46,7 @@ def _port(out: Builder, bridge: str, name: str, link: LinkInfo, device: Resource
     tag = spec.vlan if spec.vlan is not None else spec.native_vlan
     rate, burst = (spec.police.rate, spec.police.burst) if spec.police else (0, 0)
     out.add(OvsPort(bridge, name, kind, options, tag, tuple(spec.trunk or ()), _vlan_mode(link),
-                    rate, burst, device_key=device))
+                    rate, burst, device_key=device, link=link.index))
 
 
 def node_to_ovs(out: Builder, link: LinkInfo) -> None:

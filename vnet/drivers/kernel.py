@@ -264,7 +264,11 @@ class KernelDriver:
         work = _Work(self.host, self.group)
         errors: list[str | None] = [None] * len(changes)
         for i, change in enumerate(changes):
-            HANDLERS[(change.key[0], change.action)](work, i, change.resource)
+            handler = HANDLERS.get((change.key[0], change.action))
+            if handler is None:  # e.g. rolling back the delete of a stray device
+                errors[i] = f"vnet cannot {change.action} a {change.key[0]} object"
+                continue
+            handler(work, i, change.resource)
         try:
             for phase in sorted(set(work.messages) | set(work.actions)):
                 self._run_phase(work, phase, errors)

@@ -25,24 +25,44 @@ def lab_dir(lab: str) -> str:
     return path
 
 
-@contextmanager
-def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0) -> Iterator[None]:
-    """Hold the lab's lock; without `wait`, LockedError (exit 75) if another vnet holds it."""
-    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
-    fd = os.open(os.path.join(RUN_DIR, f"{lab}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _is_current(fd: int, path: str) -> bool:
+    """Whether `fd` is still the file at `path` (a holder may have removed it: see `remove`)."""
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not wait or time.monotonic() > deadline:
-                    raise LockedError(f"another vnet process is changing lab {lab}",
-                                      "wait for it to finish, or pass --wait") from None
-                time.sleep(0.05)
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+@contextmanager
+def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0,
+             remove: bool = False) -> Iterator[None]:
+    """Hold the lab's lock; without `wait`, LockedError (exit 75) if another vnet holds it.
+
+    `remove=True` (destroy) deletes the lock file on the way out, while still holding it, so a
+    destroyed lab leaves nothing in RUN_DIR. Whoever then gets the lock on the removed file
+    notices (the path no longer names it) and starts over on a fresh file."""
+    os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
+    path = os.path.join(RUN_DIR, f"{lab}.lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not wait or time.monotonic() > deadline:
+                raise LockedError(f"another vnet process is changing lab {lab}",
+                                  "wait for it to finish, or pass --wait") from None
+            time.sleep(0.05)
+            continue
+        if _is_current(fd, path):
+            break
+        os.close(fd)
+    try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield
+        if remove:
+            os.unlink(path)
     finally:
         os.close(fd)

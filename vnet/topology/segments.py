@@ -42,7 +42,7 @@ class Segment:
         return tuple(sorted({tag for _, tag in self.domains if tag is not None}))
 
 
-def _port_map(switch: SwitchBase, link: LinkInfo, universe: Iterable[Tag]) -> dict[Tag, Tag]:
+def port_map(switch: SwitchBase, link: LinkInfo, universe: Iterable[Tag]) -> dict[Tag, Tag]:
     """Wire tag -> domain tag for the port `link` makes on `switch`."""
     spec = link.spec
     aware = not isinstance(switch, LinuxSwitch) or switch.vlan_filtering
@@ -80,7 +80,7 @@ class _SegmentBuilder:
         if isinstance(end, NodeEnd):
             return ("if", end.node, end.iface)
         if isinstance(end, SwitchEnd):
-            mapping = _port_map(self.lab.topology.switches[end.name], link, self.universe)
+            mapping = port_map(self.lab.topology.switches[end.name], link, self.universe)
             return ("dom", end.name, mapping[None]) if None in mapping else None
         if isinstance(end, TunnelEnd):  # a tunnel leads out of the lab, like a physical uplink
             return ("wire", str(end), link.spec.key)
@@ -104,8 +104,8 @@ class _SegmentBuilder:
 
     def add_trunk(self, link: LinkInfo, a: SwitchEnd, b: SwitchEnd) -> None:
         switches = self.lab.topology.switches
-        map_a = _port_map(switches[a.name], link, self.universe)
-        map_b = _port_map(switches[b.name], link, self.universe)
+        map_a = port_map(switches[a.name], link, self.universe)
+        map_b = port_map(switches[b.name], link, self.universe)
         for wire in map_a.keys() & map_b.keys():
             self.graph.add_edge(("dom", a.name, map_a[wire]), ("dom", b.name, map_b[wire]))
 
