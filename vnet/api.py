@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vnet.compile import HostFacts, compile_lab, netns_name
@@ -73,10 +73,22 @@ def _observe(lab: Lab, session: Session, start_ovs: bool) -> tuple[DesiredState,
     return desired, observed
 
 
+def _notes(lab: Lab, desired: DesiredState, session: Session) -> tuple[str, ...]:
+    notes = list(session.notices)
+    for name, switch in sorted(lab.topology.switches.items()):
+        bridge = desired.resources.get(("ovs-bridge", name))
+        if isinstance(bridge, OvsBridge) and getattr(switch, "datapath", None) == "auto":
+            why = ("the kernel datapath is available" if bridge.datapath == "system"
+                   else "no kernel OVS datapath here: userspace")
+            notes.append(f"OVS bridge {name}: datapath {bridge.datapath} ({why})")
+    return tuple(notes)
+
+
 def plan(lab: Lab, ovsdb: str | None = None) -> Plan:
     """What apply would change on this host (nothing is changed, no daemon is started)."""
     with Session(ovsdb or default_ovsdb()) as session:
-        return make_plan(*_observe(lab, session, start_ovs=False))
+        desired, observed = _observe(lab, session, start_ovs=False)
+        return replace(make_plan(desired, observed), notes=_notes(lab, desired, session))
 
 
 def apply(lab: Lab, *, wait: bool = False, ovsdb: str | None = None,

@@ -31,6 +31,8 @@ def _print_json(data: Any) -> None:
 
 
 def _plan_table(plan: Plan) -> None:
+    for note in plan.notes:
+        console.print(f"note: {note}")
     if plan.empty:
         console.print(f"lab {plan.lab}: the host matches the topology (no changes)")
         return

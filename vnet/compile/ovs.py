@@ -6,7 +6,7 @@ software (`tx_checksum=False`, see vnet/drivers/ethtool.py for why).
 
 from __future__ import annotations
 
-from vnet.compile.base import Builder, host_name, switch_link_id
+from vnet.compile.base import Builder, UnsupportedError, host_name, switch_link_id
 from vnet.compile.kernel import node_iface, switch_veth
 from vnet.resources import OvsBridge, OvsPort, ResourceKey
 from vnet.topology.lab import LinkInfo
@@ -50,6 +50,9 @@ def _port(out: Builder, bridge: str, name: str, link: LinkInfo, device: Resource
 
 
 def node_to_ovs(out: Builder, link: LinkInfo) -> None:
+    if link.spec.attach == "internal":
+        raise UnsupportedError(f"`attach: internal` ({out.where(link)}) is not built by this version yet",
+                               "use the default `attach: veth`")
     node = next(e for e in link.ends if isinstance(e, NodeEnd))
     switch = next(e for e in link.ends if isinstance(e, SwitchEnd))
     userspace = _bridge(out, switch.name).datapath == "netdev"

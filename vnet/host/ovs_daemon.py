@@ -71,8 +71,10 @@ def answering(path: str, timeout: float = 1.0) -> bool:
     return True
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+def _run(argv: list[str], run_dir: str | None = None) -> None:
+    # OVS_RUNDIR keeps per-bridge sockets (mgmt, snoop) of a private instance in its own dir.
+    env = {**os.environ, "OVS_RUNDIR": run_dir, "OVS_LOGDIR": run_dir} if run_dir else None
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60, env=env)
     if done.returncode != 0:
         raise VnetError(f"`{os.path.basename(argv[0])}` failed: {done.stderr.strip() or done.stdout.strip()}")
 
@@ -104,12 +106,12 @@ def start(paths: OvsPaths) -> list[int]:
     _run([ovsdb_server, paths.db_file, f"--remote=punix:{paths.socket}",
           "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
           f"--pidfile={paths.file('ovsdb-server.pid')}", f"--unixctl={paths.file('ovsdb-server.ctl')}",
-          f"--log-file={paths.file('ovsdb-server.log')}", *common])
+          f"--log-file={paths.file('ovsdb-server.log')}", *common], paths.run_dir)
     _wait_for(paths.socket)
     _run([_binary("ovs-vsctl"), f"--db={paths.remote}", "--no-wait", "init"])
     _run([vswitchd, paths.remote, f"--pidfile={paths.file('ovs-vswitchd.pid')}",
           f"--unixctl={paths.file('ovs-vswitchd.ctl')}", f"--log-file={paths.file('ovs-vswitchd.log')}",
-          *common])
+          *common], paths.run_dir)
     pids = [p for p in (_read_pid(paths.file("ovsdb-server.pid")), _read_pid(paths.file("ovs-vswitchd.pid")))
             if p is not None]
     with open(paths.file("vnet-managed.json"), "w") as handle:

@@ -64,6 +64,7 @@ class Plan:
     lab: str
     changes: tuple[Change, ...]  # execution order
     waves: tuple[tuple[Change, ...], ...]
+    notes: tuple[str, ...] = ()  # what the user should know (e.g. which OVS datapath)
 
     @property
     def empty(self) -> bool:
@@ -73,7 +74,8 @@ class Plan:
         return {a.value: sum(c.action is a for c in self.changes) for a in Action}
 
     def to_json(self) -> dict[str, Any]:
-        return {"lab": self.lab, "changes": [c.to_json() for c in self.changes], "summary": self.counts()}
+        return {"lab": self.lab, "changes": [c.to_json() for c in self.changes], "summary": self.counts(),
+                "notes": list(self.notes)}
 
 
 def _effective(observed: Any, desired: Any) -> Any:
