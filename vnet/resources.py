@@ -90,6 +90,8 @@ class DeviceEnd:
     # False: checksum in software (peers of userspace-OVS ports, see drivers/ethtool.py);
     # None: leave the driver's default.
     tx_checksum: bool | None = None
+    # VLANs of a port of a VLAN-filtering Linux bridge: (vid, pvid, untagged); None: not managed.
+    bridge_vlans: tuple[tuple[int, bool, bool], ...] | None = None
 
     def deps(self) -> tuple[ResourceKey, ...]:
         out: list[ResourceKey] = []
@@ -130,7 +132,7 @@ class VethPair(Resource):
         return frozenset(changed)
 
 
-END_MUTABLE = ("alias", "mac", "mtu", "master", "up", "tx_checksum")
+END_MUTABLE = ("alias", "mac", "mtu", "master", "up", "tx_checksum", "bridge_vlans")
 
 
 @dataclass(frozen=True)

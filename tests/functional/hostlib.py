@@ -4,8 +4,8 @@ Snapshots are taken with iproute2 (`ip -d -j link`, `ip -j addr`, `ip -j route`,
 not with vnet's own netlink code, so that a bug there cannot hide itself. Other sessions may
 be changing the host at the same time (benchmarks, other labs), so a snapshot keeps only what
 belongs to the labs under test — devices carrying their mark, or a name they use, or their
-device group; namespaces `vnet-<lab>-*`; `/run/vnet/<lab>*` — plus every host route on a
-device that is not someone else's transient object.
+device group; namespaces `vnet-<lab>-*`; `/run/vnet/<lab>*` — plus the host routes on the
+host's own (non-virtual) devices and on the labs' devices.
 """
 
 from __future__ import annotations
@@ -66,12 +66,14 @@ def vnet(*args: str, check: bool = False, env: Mapping[str, str] | None = None,
 def ip_json(*args: str, netns: str | None = None) -> Any:
     """`ip -j ARGS` (inside `netns` when given); repeated when the kernel interrupted the dump."""
     prefix = ["ip", "-n", netns] if netns else ["ip"]
-    for _ in range(20):
+    deadline = time.monotonic() + 30  # other sessions may be creating thousands of devices
+    while True:
         done = run(*prefix, "-j", *args, check=False)
         if done.returncode == 0 and "interrupted" not in done.stderr:
             return json.loads(done.stdout or "[]")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ip {' '.join(args)} failed: {done.stderr}")
         time.sleep(0.05)
-    raise AssertionError(f"ip {' '.join(args)} failed: {done.stderr}")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -163,7 +165,7 @@ def namespace_view(ns: str) -> dict[str, Any]:
 @dataclass
 class Snapshot:
     links: dict[str, dict[str, Any]]  # the labs' host devices, by name
-    ifindex: dict[str, int]  # every host device (for telling stable devices from transient ones)
+    physical: set[str]  # host devices that are no virtual kind (lo, NICs): their routes are compared
     namespaces: dict[str, dict[str, Any]]
     routes: list[tuple[tuple[str, str], ...]]  # every host route (v4 and v6, main table)
     run_dir: list[str]
@@ -190,15 +192,14 @@ def snapshot(labs: Iterable[LabUnderTest], extra_names: Iterable[str] = ()) -> S
                          if e in lab_names or e.rpartition(".")[0] in lab_names)
     except FileNotFoundError:
         run_dir = []
-    return Snapshot(mine, {link["ifname"]: link["ifindex"] for link in all_links}, namespaces, routes,
-                    run_dir)
+    physical = {link["ifname"] for link in all_links if "info_kind" not in link.get("linkinfo", {})}
+    return Snapshot(mine, physical, namespaces, routes, run_dir)
 
 
 def _stable_routes(a: Snapshot, b: Snapshot) -> tuple[list[Any], list[Any]]:
-    """Host routes of both snapshots, without those on other sessions' transient devices."""
-    stable = {name for name, index in a.ifindex.items() if b.ifindex.get(name) == index}
-    ours = set(a.links) | set(b.links)
-    keep = stable | ours
+    """Host routes of both snapshots on the host's own devices and the labs' devices (routes on
+    other sessions' virtual devices come and go with them)."""
+    keep = (a.physical & b.physical) | set(a.links) | set(b.links)
 
     def filtered(s: Snapshot) -> list[Any]:
         return [r for r in s.routes if dict(r).get("dev") in keep or "dev" not in dict(r)]

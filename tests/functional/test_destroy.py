@@ -57,7 +57,7 @@ def test_destroy_leaves_nothing(labs: Labs, how: str) -> None:
     assert not left, "\n".join(left)
     # A second destroy finds nothing and succeeds.
     again = vnet("destroy", "--lab", lab.name)
-    assert again.returncode == 0 and "removed 0 namespaces and 0 host devices" in again.stdout
+    assert again.returncode == 0 and "removed 0 namespaces, 0 host devices" in again.stdout
     assert not differences(before, snapshot([lab]))
 
 

@@ -42,11 +42,10 @@ def test_vnet_lab_fixture(vnet_lab: Callable[[str | Path], Lab], tmp_path: Path)
 
 
 INNER = '''
-import pytest
-import vnet
+from vnet import api
 
 def test_passes(vnet_lab):
-    assert vnet.verify(vnet_lab({ok!r})).ok
+    assert api.verify(vnet_lab({ok!r})).ok
 
 def test_fails_after_apply(vnet_lab):
     vnet_lab({failing!r})
@@ -79,3 +78,12 @@ def test_vnet_lab_fixture_always_tears_down(tmp_path: Path) -> None:
             if found:
                 api.destroy(name)
     assert left == {name: [] for name in names.values()}
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "vnet bug: `vnet.verify` (documented in vnet/api.py and the plugin) is the subpackage "
+    "vnet/verify once it is imported, which shadows the lazily exported API function"))
+def test_top_level_verb_verify_is_the_api_function() -> None:
+    import vnet  # noqa: PLC0415
+
+    assert callable(vnet.verify)

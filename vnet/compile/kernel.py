@@ -31,6 +31,21 @@ def linux_switch(out: Builder, name: str) -> None:
                         switch.ageing_time, switch.vlan_filtering, switch.mtu))
 
 
+def port_vlans(out: Builder, master: str | None, link: LinkInfo) -> tuple[tuple[int, bool, bool], ...] | None:
+    """VLANs of the port `link` makes on Linux bridge `master` when it filters VLANs, else None."""
+    switch = out.lab.topology.switches.get(master) if master else None
+    if not isinstance(switch, LinuxSwitch) or not switch.vlan_filtering:
+        return None
+    spec = link.spec
+    if spec.vlan is not None:
+        return ((spec.vlan, True, True),)
+    if spec.trunk is not None:
+        native = spec.native_vlan
+        tagged = tuple((v, False, False) for v in spec.trunk if v != native)
+        return tuple(sorted(tagged + (((native, True, True),) if native is not None else ())))
+    return ((1, True, True),)  # the kernel's default: untagged frames in VLAN 1
+
+
 def is_p2p_netns(out: Builder, link: LinkInfo) -> bool:
     nodes = out.lab.topology.nodes
     return all(isinstance(e, NodeEnd) and nodes[e.node].kind == "netns" for e in link.ends)
@@ -47,7 +62,8 @@ def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
     node = out.lab.topology.nodes[end.node]
     if node.kind != "netns":
         tap = Tap(DeviceEnd(HOST, host_name("vt", lab, end.node, end.iface), mark(lab, end.node, end.iface),
-                            mac_address(lab, end.node, f"{end.iface}:tap"), link.spec.mtu, master),
+                            mac_address(lab, end.node, f"{end.iface}:tap"), link.spec.mtu, master,
+                            bridge_vlans=port_vlans(out, master, link)),
                   *_tap_access(node))
         out.add(tap)
         return tap.end, tap.key
@@ -55,7 +71,8 @@ def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
                        iface.mac, link.spec.mtu, tx_checksum=inside_tx_checksum)
     outside = DeviceEnd(HOST, host_name("vn", lab, end.node, end.iface),
                         mark(lab, end.node, end.iface, "peer"),
-                        mac_address(lab, end.node, f"{end.iface}:peer"), link.spec.mtu, master)
+                        mac_address(lab, end.node, f"{end.iface}:peer"), link.spec.mtu, master,
+                        bridge_vlans=port_vlans(out, master, link))
     pair = VethPair(inside, outside)
     out.add(pair)
     out.devices[(end.node, end.iface)] = (inside.netns, inside.name, pair.key)
@@ -110,7 +127,8 @@ def switch_veth(out: Builder, link: LinkInfo, masters: tuple[str | None, str | N
     ident = switch_link_id(out.lab, link)
     sides = [str(e) for e in link.ends]
     ends = [DeviceEnd(HOST, host_name("vb", lab, ident, side), mark(lab, ident, side),
-                      mac_address(lab, ident, side), link.spec.mtu, master, tx_checksum=csum)
+                      mac_address(lab, ident, side), link.spec.mtu, master, tx_checksum=csum,
+                      bridge_vlans=port_vlans(out, master, link))
             for side, master, csum in zip(sides, masters, tx_checksum, strict=True)]
     pair = VethPair(ends[0], ends[1])
     out.add(pair)

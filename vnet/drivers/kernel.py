@@ -22,7 +22,7 @@ import netaddr
 
 from vnet.drivers import ethtool, netns
 from vnet.drivers.host import KernelHost, lab_group
-from vnet.drivers.netlink import wire
+from vnet.drivers.netlink import bridge_vlan, wire
 from vnet.drivers.netlink.errors import NetlinkError
 from vnet.drivers.netlink.socket import NetlinkSocket
 from vnet.drivers.tap import create_tap
@@ -120,6 +120,21 @@ def _tx_checksum(work: _Work, i: int, end: DeviceEnd) -> None:
         work.do(1, i, lambda: ethtool.set_tx_checksum(work.host.control(end.netns), end.name, value))
 
 
+def _bridge_vlans(work: _Work, i: int, end: DeviceEnd, have: DeviceEnd | None) -> None:
+    """Port VLANs of a VLAN-filtering bridge, after the port joined it (phase 2)."""
+    if end.bridge_vlans is None:
+        return
+    current = set(have.bridge_vlans or ()) if have is not None else {(1, True, True)}  # kernel default
+    stale = [v for v in current if v not in end.bridge_vlans]
+
+    def index() -> int:
+        return work.host.index(end.netns, end.name)
+
+    if stale:
+        work.send(2, end.netns, i, lambda: bridge_vlan.del_port_vlans(index(), stale), GONE)
+    work.send(2, end.netns, i, lambda: bridge_vlan.set_port_vlans(index(), end.bridge_vlans or ()))
+
+
 def _settings(work: _Work, end: DeviceEnd) -> Builder:
     """Alias, MAC, MTU, master and state of an existing device (also after creating it)."""
     return lambda: wire.new_link(ifname=end.name, alias=end.alias, mac=end.mac, mtu=end.mtu,
@@ -157,12 +172,14 @@ def _veth_create(work: _Work, i: int, want: VethPair) -> None:
     for end in (a, b):  # host ends in the same batch as the create; namespace ends after it
         work.send(0 if end.netns == HOST else 1, end.netns, i, _settings(work, end))
         _tx_checksum(work, i, end)
+        _bridge_vlans(work, i, end, None)
 
 
-def _veth_update(work: _Work, i: int, want: VethPair) -> None:
-    for end in (want.a, want.b):
+def _veth_update(work: _Work, i: int, want: VethPair, have: VethPair | None) -> None:
+    for end, old in ((want.a, have.a if have else None), (want.b, have.b if have else None)):
         work.send(0, end.netns, i, _settings(work, end))
         _tx_checksum(work, i, end)
+        _bridge_vlans(work, i, end, old)
 
 
 def _device_delete(work: _Work, i: int, namespace: str, name: str) -> None:
@@ -179,6 +196,7 @@ def _tap_create(work: _Work, i: int, want: Tap) -> None:
                                       _settings(work, end)()])
 
     work.do(0, i, lambda: create_tap(end.name, want.owner, want.group, want.multi_queue, mark))
+    _bridge_vlans(work, i, end, None)
 
 
 # --- addresses and routes ---------------------------------------------------------------------
@@ -209,15 +227,27 @@ def _route_delete(work: _Work, i: int, have: Route) -> None:
         work.send(0, have.netns, i, _route_message(have, delete=True), GONE)
 
 
-Handler = Callable[[_Work, int, Resource], None]
+Handler = Callable[[_Work, int, Change], None]
 _R = TypeVar("_R", bound=Resource)
 
 
 def _on(cls: type[_R], handler: Callable[[_Work, int, _R], None]) -> Handler:
-    def checked(work: _Work, i: int, resource: Resource) -> None:
+    def checked(work: _Work, i: int, change: Change) -> None:
+        resource = change.resource
         assert isinstance(resource, cls)
         handler(work, i, resource)
     return checked
+
+
+def _veth_changed(work: _Work, i: int, change: Change) -> None:
+    assert isinstance(change.desired, VethPair) and isinstance(change.observed, VethPair)
+    _veth_update(work, i, change.desired, change.observed)
+
+
+def _tap_changed(work: _Work, i: int, change: Change) -> None:
+    assert isinstance(change.desired, Tap) and isinstance(change.observed, Tap)
+    work.send(0, HOST, i, _settings(work, change.desired.end))
+    _bridge_vlans(work, i, change.desired.end, change.observed.end)
 
 
 def _address_add(work: _Work, i: int, want: Address) -> None:
@@ -237,10 +267,10 @@ HANDLERS: dict[tuple[str, Action], Handler] = {
     ("bridge", Action.UPDATE): _on(LinuxBridge, _bridge_update),
     ("bridge", Action.DELETE): _on(LinuxBridge, lambda w, i, r: _device_delete(w, i, HOST, r.name)),
     ("veth", Action.CREATE): _on(VethPair, _veth_create),
-    ("veth", Action.UPDATE): _on(VethPair, _veth_update),
+    ("veth", Action.UPDATE): _veth_changed,
     ("veth", Action.DELETE): _on(VethPair, lambda w, i, r: _device_delete(w, i, r.a.netns, r.a.name)),
     ("tap", Action.CREATE): _on(Tap, _tap_create),
-    ("tap", Action.UPDATE): _on(Tap, lambda w, i, r: w.send(0, HOST, i, _settings(w, r.end))),
+    ("tap", Action.UPDATE): _tap_changed,
     ("tap", Action.DELETE): _on(Tap, lambda w, i, r: _device_delete(w, i, HOST, r.end.name)),
     ("stray", Action.DELETE): _on(StrayDevice, lambda w, i, r: _device_delete(w, i, r.netns, r.name)),
     ("address", Action.CREATE): _on(Address, _address_add),
@@ -268,7 +298,7 @@ class KernelDriver:
             if handler is None:  # e.g. rolling back the delete of a stray device
                 errors[i] = f"vnet cannot {change.action} a {change.key[0]} object"
                 continue
-            handler(work, i, change.resource)
+            handler(work, i, change)
         try:
             for phase in sorted(set(work.messages) | set(work.actions)):
                 self._run_phase(work, phase, errors)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from vnet.drivers import netns
 from vnet.drivers.host import KernelHost
+from vnet.drivers.netlink import bridge_vlan
 from vnet.drivers.netlink.parse import AddrMsg, LinkMsg, RouteMsg
 from vnet.resources import (
     HOST,
@@ -54,6 +55,7 @@ class _Scan:
     resources: dict[ResourceKey, Resource] = field(default_factory=dict)
     foreign_names: dict[tuple[str, str], str] = field(default_factory=dict)
     foreign_namespaces: dict[str, str] = field(default_factory=dict)
+    port_vlans: dict[int, tuple[tuple[int, bool, bool], ...]] = field(default_factory=dict)
 
     def add(self, resource: Resource) -> None:
         self.resources[resource.key] = resource
@@ -61,8 +63,9 @@ class _Scan:
 
 def _end(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -> DeviceEnd:
     master = names.get(link.master) if link.master else None
+    vlans = scan.port_vlans.get(link.index) if namespace == HOST else None
     return DeviceEnd(namespace, link.name, link.alias or "", link.mac, link.mtu, master, link.up,
-                     scan.host.tx_checksum(namespace, link.name))
+                     scan.host.tx_checksum(namespace, link.name), vlans)
 
 
 def _tap_access(name: str) -> tuple[int | None, int | None, bool]:
@@ -94,8 +97,10 @@ def _device(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -
         scan.owner_key[(namespace, link.name)] = stray.key
 
 
-def _scan_host(scan: _Scan, wanted: set[str]) -> None:
+def _scan_host(scan: _Scan, wanted: set[str], with_vlans: bool) -> None:
     links = scan.host.links(HOST)
+    if with_vlans:  # VLANs of Linux bridge ports, only when some port's VLANs are managed
+        scan.port_vlans = bridge_vlan.port_vlans(scan.host.socket(HOST).dump(bridge_vlan.dump_port_vlans()))
     names = {link.index: name for name, link in links.items()}
     prefix = lab_prefix(scan.lab)
     for name, link in links.items():
@@ -166,7 +171,10 @@ def observe(lab: str, desired: DesiredState | None, host: KernelHost) -> Observe
     resources = desired.resources.values() if desired else ()
     wanted_names = {name for r in resources for ns, name in r.occupies() if ns == HOST}
     wanted_namespaces = {r.name for r in resources if isinstance(r, Netns)}
-    _scan_host(scan, wanted_names)
+    with_vlans = any(isinstance(r, VethPair | Tap) and any(
+        e.bridge_vlans is not None for e in ((r.a, r.b) if isinstance(r, VethPair) else (r.end,)))
+        for r in resources)
+    _scan_host(scan, wanted_names, with_vlans)
     for name in netns.names():
         if name.startswith(f"vnet-{lab}-") and os.path.ismount(os.path.join(netns.NETNS_RUN_DIR, name)):
             _scan_namespace(scan, name, wanted_namespaces)

@@ -15,6 +15,7 @@ import os
 import select
 import socket as _socket
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 
@@ -41,7 +42,7 @@ MAX_CHUNK_BYTES = 64 * 1024  # requests per sendto
 MAX_CHUNK_MESSAGES = 1024
 ACK_BUDGET = 2048  # receive-buffer bytes reserved per expected ACK (skb truesize, with margin)
 RECV_BUFFER = 256 * 1024
-DUMP_RETRIES = 5
+DUMP_RETRIES = 30  # a host where other software churns devices interrupts dumps often
 _OK = Ack(0)
 
 
@@ -172,12 +173,13 @@ class NetlinkSocket:
         _length, kind, flags, _seq, _pid = HEADER.unpack_from(request)
         if flags & c.NLM_F_DUMP != c.NLM_F_DUMP or not _is_get(kind):
             raise ValueError("dump() needs an RTM_GET* request with NLM_F_DUMP")
-        for _attempt in range(DUMP_RETRIES + 1):
+        for attempt in range(DUMP_RETRIES + 1):
             seq = self._next_seq(1)
             self._send(_numbered([request], seq))
             messages, interrupted = self._read_dump(seq)
             if not interrupted:
                 return messages
+            time.sleep(min(0.002 * 2 ** attempt, 0.1))  # let the burst of changes pass
         raise NetlinkError(errno.EINTR, f"dump interrupted {DUMP_RETRIES + 1} times in a row")
 
     def _read_dump(self, seq: int) -> tuple[list[Message], bool]:

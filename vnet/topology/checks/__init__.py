@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import netaddr
+
 from vnet.errors import Diagnostic, Severity, TopologyError
 from vnet.topology.addressing import mac_address
 from vnet.topology.checks.addresses import check_addresses
@@ -15,6 +17,7 @@ from vnet.topology.checks.nodes import check_images, check_routes, check_sriov, 
 from vnet.topology.checks.ports import check_ports
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.loader import Loaded
+from vnet.topology.names import VfEnd
 
 # In order: later checks use what earlier ones resolved (endpoints -> addresses -> routes/expect).
 CHECKS: tuple[Callable[[CheckContext], None], ...] = (
@@ -57,9 +60,19 @@ def _build_lab(ctx: CheckContext, diagnostics: list[Diagnostic]) -> Lab:
     topo = ctx.topology
     links = tuple(LinkInfo(pos, topo.links[i], ctx.ends[pos]) for i, pos in ctx.links())
     interfaces = {
-        key: Interface(key[0], key[1], pos, mac_address(topo.name, *key),
+        key: Interface(key[0], key[1], pos, _interface_mac(ctx, key, pos),
                        tuple(ctx.addresses.get(key, ())), topo.links[pos].mtu)
         for key, pos in ctx.interface_links.items()
     }
     warnings = tuple(d for d in diagnostics if d.severity is Severity.WARNING)
     return Lab(ctx.loaded.file, topo, ctx.loaded.source, links, interfaces, warnings)
+
+
+def _interface_mac(ctx: CheckContext, key: tuple[str, str], pos: int) -> str:
+    """The derived MAC, unless the interface is a VF whose `mac:` the topology sets (that one wins)."""
+    for end in ctx.ends.get(pos, ()):
+        if isinstance(end, VfEnd):
+            vf = ctx.topology.sriov[end.pf].vfs.get(end.vf)
+            if vf is not None and vf.mac is not None:
+                return str(netaddr.EUI(vf.mac, dialect=netaddr.mac_unix_expanded))
+    return mac_address(ctx.topology.name, *key)

@@ -1,0 +1,165 @@
+"""Lab lifecycle on OVS: destroy leaves nothing, unowned names are refused, one OVSDB transaction
+per apply, a port vswitchd refuses rolls the apply back, two labs never touch each other."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from ovslib import Labs, PrivateOvs, kernel_leftovers, vnet, wait_for
+
+from vnet import api
+from vnet.drivers.ovs import OvsDriver
+from vnet.errors import VnetError
+from vnet.reconcile.plan import Change
+
+EVERYTHING = """
+name: $lab
+switches:
+  $b1: {type: ovs}
+  $b2: {type: ovs}
+  $b3: {type: linux}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+  h3: {kind: netns}
+  h4: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.9.1/24}
+  - {endpoints: [h2:eth0, $b1], vlan: 20, ip: 198.18.9.2/24}
+  - {endpoints: [$b1, $b2], trunk: [10, 20]}
+  - {endpoints: [h3:eth0, $b2], vlan: 10, ip: 198.18.9.3/24}
+  - {endpoints: [$b2, $b3], vlan: 20}
+  - {endpoints: [h4:eth0, $b3], ip: 198.18.9.4/24}
+  - {endpoints: [$b1, "geneve:198.19.9.1"], key: 9}
+"""
+
+
+def test_destroy_leaves_no_rows_and_no_devices(labs: Labs, ovs: PrivateOvs) -> None:
+    bridges_before = ovs.bridges()
+    files, _ = labs.up(EVERYTHING, "des")
+    assert len(ovs.lab_rows(files.name)) > 10
+    assert {files.bridge(1), files.bridge(2)} <= set(ovs.bridges())
+    assert kernel_leftovers(files), "the lab has host devices and namespaces"
+
+    report = api.destroy(files.name, ovsdb=ovs.remote)
+    assert report.ovs_bridges == 2
+    assert ovs.lab_rows(files.name) == []
+    assert ovs.bridges() == bridges_before
+    wait_for(lambda: not kernel_leftovers(files), 10, "the lab's devices and namespaces to go")
+    assert api.labs(ovsdb=ovs.remote).count(files.name) == 0
+
+
+def test_unowned_bridge_with_colliding_name_is_refused(labs: Labs, hand_bridges: list[str],
+                                                       ovs: PrivateOvs) -> None:
+    files = labs.new("col")
+    taken = files.bridge(1)
+    ovs.vsctl("add-br", taken, "--", "set", "Bridge", taken, "datapath_type=netdev",
+              "other_config:made-by=hand")
+    hand_bridges.append(taken)
+    columns = ("_uuid", "name", "ports", "external_ids", "other_config", "datapath_type", "fail_mode",
+               "stp_enable")
+
+    def hand_made() -> dict[str, Any]:
+        row = ovs.row("Bridge", taken)
+        return {c: row[c] for c in columns}
+
+    before = hand_made()
+    path = files.write("""
+name: $lab
+switches:
+  $b1: {type: ovs}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.10.1/24}
+  - {endpoints: [h2:eth0, $b1], vlan: 10, ip: 198.18.10.2/24}
+""")
+    done = vnet("apply", str(path), "--ovsdb", ovs.remote)
+    output = done.stdout + done.stderr
+    assert done.returncode == 69, output
+    assert taken in output and "something other than vnet" in output, output
+
+    assert ovs.lab_rows(files.name) == []
+    assert [w for w in kernel_leftovers(files) if w != f"device {taken}"] == [], "nothing of the lab"
+    assert hand_made() == before
+    api.destroy(files.name, ovsdb=ovs.remote)
+    assert hand_made() == before, "destroy does not touch it either"
+
+
+def test_one_ovsdb_transaction_per_apply(labs: Labs, ovs: PrivateOvs, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    calls: list[int] = []
+    real = OvsDriver.execute
+
+    def counted(self: OvsDriver, changes: Sequence[Change]) -> list[str | None]:
+        calls.append(len(changes))
+        return real(self, changes)
+
+    monkeypatch.setattr(OvsDriver, "execute", counted)
+    files, lab = labs.up(EVERYTHING, "txn")
+    # 2 bridges; ports: 3 node veths, 2 patch ends, 1 OVS end of the veth to the Linux bridge, 1 tunnel
+    assert calls == [9], calls
+    assert len(ovs.lab_rows(files.name)) == 2 + 2 * 7  # Bridge rows; Port and Interface rows
+    calls.clear()
+    api.apply(lab, ovsdb=ovs.remote)
+    assert calls == [], "a no-op re-apply does not talk to OVSDB for changes"
+
+
+def test_port_refused_by_vswitchd_fails_the_apply_and_rolls_back(labs: Labs, ovs: PrivateOvs) -> None:
+    files = labs.new("ref")
+    # A multicast remote_ip is refused by the userspace tunnel code ("not allowed"): the Interface
+    # row is committed, but vswitchd sets its `error` and gives it no OpenFlow port.
+    lab = files.load(files.write("""
+name: $lab
+switches:
+  $b1: {type: ovs}
+nodes:
+  h1: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.11.1/24}
+  - {endpoints: [$b1, "vxlan:239.1.1.1"], key: 11}
+"""))
+    with pytest.raises(VnetError) as failure:
+        api.apply(lab, ovsdb=ovs.remote)
+    message = str(failure.value)
+    assert "refused" in message and "239.1.1.1" in message, message
+    assert ovs.lab_rows(files.name) == []
+    assert files.bridge(1) not in ovs.bridges()
+    wait_for(lambda: not kernel_leftovers(files), 10, "the rolled-back devices and namespaces to go")
+
+
+TWO = """
+name: $lab
+switches:
+  $b1: {type: ovs}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.12.1/24}
+  - {endpoints: [h2:eth0, $b1], trunk: [10, 20], ip: 198.18.12.2/24}
+  - {endpoints: [$b1, "vxlan:198.19.12.1"], key: $key}
+"""
+
+
+def test_two_labs_on_one_ovs_never_touch_each_other(labs: Labs, ovs: PrivateOvs) -> None:
+    first, lab_a = labs.up(TWO, "twa", key="121")
+    rows_a = {table: {r["name"]: r["_uuid"] for r in ovs.find(table, f"external_ids:vnet-lab={first.name}")}
+              for table in ("Bridge", "Port", "Interface")}
+    second, lab_b = labs.up(TWO, "twb", key="122")
+    assert api.plan(lab_a, ovsdb=ovs.remote).empty
+    assert api.plan(lab_b, ovsdb=ovs.remote).empty
+    assert set(api.labs(ovsdb=ovs.remote)) >= {first.name, second.name}
+
+    done = vnet("destroy", "--lab", second.name, "--ovsdb", ovs.remote)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ovs.lab_rows(second.name) == []
+    assert api.plan(lab_a, ovsdb=ovs.remote).empty
+    after = {table: {r["name"]: r["_uuid"] for r in ovs.find(table, f"external_ids:vnet-lab={first.name}")}
+             for table in ("Bridge", "Port", "Interface")}
+    assert after == rows_a
+    report = api.verify(lab_a, ovsdb=ovs.remote)
+    assert report.ok, report.to_json()
