@@ -83,7 +83,11 @@ def test_readme_has_lab_examples() -> None:
     assert len(_readme_labs()) >= 5
 
 
-@pytest.mark.parametrize(("line", "body"), _readme_labs(), ids=lambda v: f"line{v}" if isinstance(v, int) else "")
+def _block_id(value: object) -> str:
+    return f"line{value}" if isinstance(value, int) else ""
+
+
+@pytest.mark.parametrize(("line", "body"), _readme_labs(), ids=_block_id)
 def test_readme_lab_is_valid(line: int, body: str, tmp_path: Path) -> None:
     path = tmp_path / f"readme-{line}.yaml"
     path.write_text(body)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vnet import api
+from vnet.compile import host_name
 from vnet.topology import Lab
 
 from .conftest import Labs
@@ -23,6 +24,7 @@ nodes:
   h1: {kind: netns}
   h2: {kind: netns, routes: [{to: 198.18.99.0/24, via: 198.18.10.3}]}
   r1: {kind: netns, forwarding: true}
+  t1: {kind: tap}
 links:
   - endpoints: [h1:eth0, $b1]
     ip: [198.18.10.1/24, "fd00:10::1/64"]
@@ -32,6 +34,8 @@ links:
     mtu: 1400
   - endpoints: [r1:eth0, $b1]
     ip: 198.18.10.3/24
+    mtu: 1400
+  - endpoints: [t1:eth0, $b1]
     mtu: 1400
 """
 
@@ -109,14 +113,39 @@ def forwarding_off(lab: LabUnderTest) -> set[Change]:
 
 def delete_bridge(lab: LabUnderTest) -> set[Change]:
     run("ip", "link", "del", lab.bridge(1))
-    return {("create", "bridge", lab.bridge(1)),
+    return {("create", "bridge", lab.bridge(1)), ("update", "tap", _tap(lab)),
             *{("update", "veth", _veth(lab, node)) for node in ("h1", "h2", "r1")}}
+
+
+def _tap(lab: LabUnderTest) -> str:
+    return host_name("vt", lab.name, "t1", "eth0")
+
+
+def delete_tap(lab: LabUnderTest) -> set[Change]:
+    run("ip", "tuntap", "del", "dev", _tap(lab), "mode", "tap")
+    return {("create", "tap", _tap(lab))}
+
+
+def tap_mtu(lab: LabUnderTest) -> set[Change]:
+    run("ip", "link", "set", _tap(lab), "mtu", "1300")
+    return {("update", "tap", _tap(lab))}
+
+
+def leave_bridge(lab: LabUnderTest) -> set[Change]:
+    run("ip", "link", "set", lab.host_end("h2", "eth0"), "nomaster")
+    return {("update", "veth", _veth(lab, "h2"))}
+
+
+def change_mac(lab: LabUnderTest) -> set[Change]:
+    run("ip", "-n", lab.namespace("h1"), "link", "set", "eth0", "address", "02:00:5e:00:53:01")
+    return {("update", "veth", _veth(lab, "h1"))}
 
 
 DRIFTS: dict[str, Callable[[LabUnderTest], set[Change]]] = {
     f.__name__: f for f in (delete_veth, change_mtu_inside, change_mtu_host_end, set_link_down,
                             delete_address, add_addresses, delete_namespace, delete_route, set_stp,
-                            forwarding_off, delete_bridge)}
+                            forwarding_off, delete_bridge, delete_tap, tap_mtu, leave_bridge,
+                            change_mac)}
 
 
 def _changes(lab: Lab) -> set[Change]:

@@ -70,7 +70,7 @@ def test_vnet_lab_fixture_always_tears_down(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                str(tmp_path / "test_inner.py")], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300, check=False)
-        assert "1 passed, 2 failed" in done.stdout, done.stdout + done.stderr
+        assert "2 failed, 1 passed" in done.stdout, done.stdout + done.stderr
         assert "injected fault" in done.stdout
     finally:
         left = {name: leftovers(name) for name in names.values()}

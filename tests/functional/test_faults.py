@@ -8,6 +8,8 @@ built, i.e. inside each apply call.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from vnet import api
 from vnet.reconcile.apply import ApplyError
 from vnet.reconcile.plan import Action
+from vnet.topology import load
 
 from .conftest import Labs
 from .hostlib import LabUnderTest, differences, settle_to, snapshot, vnet
@@ -183,3 +186,35 @@ def test_destroy_without_the_file_after_a_kill(labs: Labs) -> None:
     assert gone.returncode == 0, gone.stderr
     left = settle_to(baseline, lambda: snapshot([lab]))
     assert not left, "\n".join(left)
+
+
+def _apply_in_child(path: str, fault: str) -> int | None:
+    """apply in a forked child with VNET_TEST_FAULT set (cheap: no new interpreter); its exit code."""
+    def child() -> None:
+        os.environ["VNET_TEST_FAULT"] = fault
+        api.apply(load(path))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    return process.exitcode
+
+
+def test_kill_at_every_step(labs: Labs) -> None:
+    """kill -9 before each change K: the next apply converges (even K), or destroy alone cleans up
+    (odd K); either way destroy leaves nothing."""
+    lab = labs.new("kil")
+    path = str(lab.write(V1))
+    baseline = snapshot([lab])
+    loaded = lab.load()
+    count = len(api.plan(loaded).changes)
+    for k in range(count):
+        assert _apply_in_child(path, f"kill:{k}") == -signal.SIGKILL, f"kill:{k}"
+        if k % 2 == 0:
+            api.apply(loaded)
+            assert api.plan(loaded).empty, f"kill:{k}: apply after the kill did not converge"
+            result = api.verify(loaded)
+            assert result.ok, (k, result.drift, [o.to_json() for o in result.outcomes if not o.ok])
+        api.destroy(lab.name)
+        left = settle_to(baseline, lambda: snapshot([lab]))
+        assert not left, f"kill:{k}: destroy left\n" + "\n".join(left)

@@ -153,3 +153,17 @@ def test_lab_name_that_is_a_prefix_of_another(labs: Labs, first: str) -> None:
     assert api.plan(owner.load()).empty
     assert api.verify(owner.load()).ok
     assert api.labs().count(owner.name) == 1 and other.name not in api.labs()
+
+
+def test_switch_name_held_by_another_lab(labs: Labs) -> None:
+    a, b = labs.new("sw"), labs.new("sw")
+    a.write(PAIR)
+    b.write(PAIR.replace("$b1", a.bridge(1)).replace("198.18.40.", "198.18.43."))  # a's bridge
+    api.apply(a.load())
+    owned = ifindexes(a)
+    done = vnet("apply", str(b.files[-1]))
+    assert done.returncode == EX_UNAVAILABLE, (done.stdout, done.stderr)
+    assert f"device {a.bridge(1)}: held by vnet lab `{a.name}`" in done.stderr
+    assert not ifindexes(b) and ifindexes(a) == owned
+    api.destroy(b.name)
+    assert ifindexes(a) == owned and api.plan(a.load()).empty
