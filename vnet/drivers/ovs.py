@@ -219,7 +219,10 @@ class _Transaction(transaction.Transaction):  # type: ignore[misc]
             return
         error = interface.error[0] if interface.error else ""
         if error or not interface.ofport or interface.ofport[0] == -1:
-            self.refused[name] = f"ovs-vswitchd refused it: {error or 'no OpenFlow port assigned'}"
+            self.refused[name] = (f"ovs-vswitchd refused it: {error}" if error else
+                                  "ovs-vswitchd assigned it no OpenFlow port (see ovs-vswitchd.log; with "
+                                  "the userspace datapath, another ovs-vswitchd on this host holding the "
+                                  "`ovs-netdev` device is a common cause)")
 
 
 class OvsDriver:

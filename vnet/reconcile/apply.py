@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from vnet.errors import VnetError
+from vnet.errors import EX_UNAVAILABLE, VnetError
 from vnet.reconcile.plan import Action, Change, Plan
 
 
@@ -28,7 +28,10 @@ class Driver(Protocol):
 
 
 class ApplyError(VnetError):
-    """A change failed; this apply's earlier changes were rolled back."""
+    """The host refused a change; this apply's earlier changes were rolled back (exit 69: the
+    cause is on the host, e.g. a kernel feature, a busy device or a stopped daemon)."""
+
+    exit_code = EX_UNAVAILABLE
 
 
 @dataclass

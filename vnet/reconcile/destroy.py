@@ -19,7 +19,7 @@ from vnet.drivers.netlink import wire
 from vnet.errors import VnetError
 from vnet.reconcile.lock import lab_dir
 from vnet.reconcile.observe import lab_prefix, observe
-from vnet.resources import HOST, Netns, ObservedState
+from vnet.resources import HOST, ObservedState
 
 GONE_ERRNOS = frozenset({19, 2})  # ENODEV, ENOENT
 
@@ -72,11 +72,25 @@ def _wait_until_gone(host: KernelHost, lab: str, timeout: float = 10.0) -> Obser
         time.sleep(0.02)
 
 
+def _lab_namespaces(host: KernelHost, lab: str) -> list[str]:
+    """The lab's namespaces, by observe's rule (a `vnet-<lab>-` name and the mark on its
+    loopback), reading only each one's links: a full observe also dumps addresses and routes
+    and reads a sysctl per namespace (~0.3-0.5 s of destroy at 100 namespaces)."""
+    host.invalidate()
+    prefix = lab_prefix(lab)
+    found = []
+    for name in netns.names():
+        if name.startswith(f"vnet-{lab}-") and netns.exists(name):
+            lo = host.links(name).get("lo")
+            if lo is not None and lo.alias and lo.alias.startswith(prefix):
+                found.append(name)
+    return found
+
+
 def destroy_lab(lab: str, host: KernelHost) -> DestroyReport:
     """Remove every object carrying the lab's mark; raises VnetError if something stays."""
     started = time.monotonic()
-    found = observe(lab, None, host)
-    namespaces = [r.name for r in found.resources.values() if isinstance(r, Netns)]
+    namespaces = _lab_namespaces(host, lab)
     for name in namespaces:
         host.forget(name)
     netns.delete(namespaces)

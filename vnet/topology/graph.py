@@ -84,7 +84,7 @@ class LabGraph:
         return expectations(self.lab, self.segments)
 
     def summary(self) -> dict[str, Any]:
-        """A stable, JSON-friendly description (CLI `graph --format json`, golden tests)."""
+        """A stable, JSON-friendly description (golden tests, the Python API)."""
         lab = self.lab
         return {
             "lab": lab.name,

@@ -23,7 +23,10 @@ from vnet.topology.segments import Segment
 
 @dataclass(frozen=True)
 class Probe:
-    """One expectation: ICMP from inside `source` to `addresses` of `target`."""
+    """One expectation: ICMP from inside `source` to `addresses` of `target`.
+
+    reach=True: every address must answer (one per IP version the pair shares, so a dual-stack
+    pair proves IPv4 and IPv6); reach=False: none of them may."""
 
     source: str
     target: str  # node, or node:iface as listed
@@ -37,13 +40,14 @@ class Probe:
         return f"{self.source} {arrow} {self.target} ({shown})"
 
 
-def _shared_subnet(a: Interface, b: Interface) -> netaddr.IPNetwork | None:
-    """b's address on a subnet that a also has an address on."""
+def _shared_subnets(a: Interface, b: Interface) -> list[netaddr.IPNetwork]:
+    """b's addresses on subnets a also has an address on: the first one per IP version."""
+    found: dict[int, netaddr.IPNetwork] = {}
     for theirs in b.addresses:
         for mine in a.addresses:
             if mine.version == theirs.version and theirs.ip in mine.cidr and mine.ip in theirs.cidr:
-                return theirs
-    return None
+                found.setdefault(theirs.version, theirs)
+    return [found[v] for v in sorted(found)]
 
 
 def _can_probe(lab: Lab, node: str) -> bool:
@@ -62,11 +66,12 @@ def same_segment_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
                 # Tap nodes' guests run outside vnet: they are checked only when listed.
                 if not _can_probe(lab, b.node):
                     continue
-                shared = _shared_subnet(a, b) if a.node != b.node else None
-                if shared is not None and (a.node, b.node) not in seen:
+                shared = _shared_subnets(a, b) if a.node != b.node else []
+                if shared and (a.node, b.node) not in seen:
                     seen.add((a.node, b.node))
-                    yield Probe(a.node, b.node, (shared,), True,
-                                f"same segment {segment.name} and subnet {shared.cidr}")
+                    subnets = " and ".join(str(s.cidr) for s in shared)
+                    yield Probe(a.node, b.node, tuple(shared), True,
+                                f"same segment {segment.name} and subnet {subnets}")
 
 
 def _components(lab: Lab, segments: list[Segment]) -> dict[str, set[int]]:
@@ -106,10 +111,19 @@ def listed_probes(lab: Lab) -> Iterator[Probe]:
         node, _, iface = entry.to.partition(":")
         theirs = [i for i in lab.interfaces_of(node) if not iface or i.name == iface]
         mine = lab.interfaces_of(entry.source)
-        shared = [s for a in mine for b in theirs if (s := _shared_subnet(a, b)) is not None]
         versions = {a.version for i in mine for a in i.addresses}
         candidates = [a for i in theirs for a in i.addresses if a.version in versions]
-        chosen = tuple(shared[:1] or candidates[:1]) if entry.reach else tuple(candidates)
+        if entry.reach:  # per IP version: the address on a shared subnet, else the first one
+            per_version: dict[int, netaddr.IPNetwork] = {}
+            for a in mine:
+                for b in theirs:
+                    for address in _shared_subnets(a, b):
+                        per_version.setdefault(address.version, address)
+            for address in candidates:
+                per_version.setdefault(address.version, address)
+            chosen = tuple(per_version[v] for v in sorted(per_version))
+        else:
+            chosen = tuple(candidates)
         yield Probe(entry.source, entry.to, chosen, entry.reach, "listed in expect")
 
 

@@ -115,8 +115,9 @@ class _SegmentBuilder:
             interfaces = sorted((v[1], v[2]) for v in component if v[0] == "if")
             if not interfaces:
                 continue
+            # Tagged domains first, so a VLAN's segment is named after a VLAN-aware switch.
             domains = sorted(((v[1], v[2]) for v in component if v[0] == "dom"),
-                             key=lambda d: (d[0], -1 if d[1] is None else d[1]))
+                             key=lambda d: (d[1] is None, d[0], d[1] or 0))
             external = any(v[0] == "wire" for v in component)
             out.append(Segment(_name(interfaces, domains, component), tuple(interfaces),
                                tuple(domains), external))

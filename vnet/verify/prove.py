@@ -9,7 +9,7 @@ answers, one that must not passes when no target address answers. Failures carry
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import netaddr
@@ -113,12 +113,17 @@ def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], Ping],
     if skipped:
         return ProbeOutcome(probe, False, None, None, skipped=skipped)
     answers = [(address, echoes[pings[(k, str(address.ip))]]) for address in probe.addresses]
-    hit = next(((a, e) for a, e in answers if e.reached), None)
-    reached = hit is not None
-    outcome = ProbeOutcome(probe, reached, str(hit[0].ip) if hit else None, hit[1].rtt_ms if hit else None)
+    hits = [(a, e) for a, e in answers if e.reached]
+    # A reach probe holds when every address answers; an isolation probe fails on any answer.
+    reached = bool(hits) and (len(hits) == len(answers) or not probe.reach)
+    answered = ", ".join(str(a.ip) for a, _ in hits) or None
+    rtt = max((e.rtt_ms or 0.0 for _, e in hits), default=None)
+    outcome = ProbeOutcome(probe, reached, answered, rtt)
     if outcome.ok:
         return outcome
-    return ProbeOutcome(probe, reached, outcome.answered_by, outcome.rtt_ms, _hint(lab, probe, reached))
+    silent = [a for a, e in answers if not e.reached]
+    culprit = replace(probe, addresses=tuple(silent)) if probe.reach and silent else probe
+    return ProbeOutcome(probe, reached, answered, rtt, _hint(lab, culprit, reached))
 
 
 def family_of(address: str) -> int:

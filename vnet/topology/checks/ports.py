@@ -18,6 +18,16 @@ def _check_native(ctx: CheckContext, link: Link, path: Path) -> None:
                    "a native VLAN belongs to a trunk; for an access port write `vlan:`")
 
 
+def _check_node_on_trunk(ctx: CheckContext, link: Link, path: Path, ends: tuple[Endpoint, Endpoint]) -> None:
+    node = next((e for e in ends if isinstance(e, NodeEnd)), None)
+    on_switch = any(isinstance(e, SwitchEnd) for e in ends)
+    if node is not None and on_switch and link.trunk is not None and link.native_vlan is None:
+        ctx.warn((*path, "trunk"), "node-on-trunk",
+                 f"{node} is on a trunk port without `native_vlan`: its untagged frames are dropped",
+                 "use `vlan:` for an access port, or add `native_vlan:`; a guest that tags VLANs "
+                 "itself can ignore this")
+
+
 def _check_attach(ctx: CheckContext, link: Link, path: Path, ends: tuple[Endpoint, Endpoint]) -> None:
     if link.attach != "internal":
         return
@@ -49,5 +59,6 @@ def check_ports(ctx: CheckContext) -> None:
         if ends is None:
             continue
         _check_attach(ctx, link, path, ends)
+        _check_node_on_trunk(ctx, link, path, ends)
         _check_police(ctx, link, path, ends)
         _check_key(ctx, link, path, ends)
