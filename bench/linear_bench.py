@@ -283,12 +283,16 @@ def vnet_verify(run: Run, path: Path) -> tuple[float, int, bool]:
 MININET_LINK = re.compile(r"^(s\d+|[hs]\d+-eth\d+)$")
 
 
-def mininet_shells() -> set[int]:
+def mininet_shells(parent: int | None = None) -> set[int]:
+    """Mininet's host shells (`bash ... mininet:hK`), optionally only the children of `parent`."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if b"mininet:" in (entry / "cmdline").read_bytes():
+                if b"mininet:" not in (entry / "cmdline").read_bytes():
+                    continue
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent is None or ppid == parent:
                     pids.add(int(entry.name))
     return pids
 
@@ -315,7 +319,9 @@ def cleanup_mininet(run: Run) -> list[str]:
     if run.mininet_before is None:
         return []
     proc = run.mininet_proc
+    ours: set[int] = set()
     if proc is not None and proc.poll() is None:
+        ours = mininet_shells(parent=proc.pid)  # its host shells, by id, before it goes
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -325,7 +331,8 @@ def cleanup_mininet(run: Run) -> list[str]:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     links_before, shells_before = run.mininet_before
-    for pid in mininet_shells() - shells_before:
+    orphans = mininet_shells(parent=1) - shells_before  # shells of ours whose `mn` died first
+    for pid in (ours | orphans) & mininet_shells():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     left = [name for name in link_names() if name not in links_before and MININET_LINK.match(name)]
@@ -365,21 +372,26 @@ def one_by_one(run: Run, path: Path) -> tuple[float, int]:
 
 # --- 5. N = 1000 ----------------------------------------------------------------------------------
 
-def big(run: Run, path: Path) -> dict[str, float]:
+def big(run: Run, path: Path, with_floor: bool) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if with_floor:
+        settle(run, 600)
+        out["floor build"] = floor_build(run, 1000)["build"]
+        settle(run, 600)
+        out["floor teardown"] = floor_teardown(run, 1000)
     lab = vnet.load(path)
     run.labs.add(lab.name)
-    settle(run)
-    out: dict[str, float] = {}
+    settle(run, 600)
     t0 = time.perf_counter()
     api.apply(vnet.load(path))
     out["apply"] = time.perf_counter() - t0
-    settle(run)
+    settle(run, 600)
     t0 = time.perf_counter()
     plan = api.plan(vnet.load(path))
     out["plan"] = time.perf_counter() - t0
     if not plan.empty:
         raise SystemExit(f"N=1000: no-op plan is not empty: {plan.counts()}")
-    settle(run)
+    settle(run, 600)
     t0 = time.perf_counter()
     api.destroy(lab.name)
     out["destroy"] = time.perf_counter() - t0
@@ -402,6 +414,10 @@ class Row:
         return statistics.median(self.samples)
 
 
+def pairwise_sum(a: list[float], b: list[float]) -> list[float]:
+    return [x + y for x, y in zip(a, b, strict=True)]
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x"
 
@@ -422,6 +438,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of the cheap measurements")
     parser.add_argument("--skip-mininet", action="store_true", help="do not run Mininet")
     parser.add_argument("--skip-1000", action="store_true", help="do not build the N=1000 lab")
+    parser.add_argument("--floor-1000", action="store_true",
+                        help="also build and tear down the N=1000 floor with ip -batch (slow)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("linear_bench needs root (it builds namespaces and bridges)", file=sys.stderr)
@@ -436,6 +454,7 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     try:
         sh("ip", "netns", "add", run.probe_ns)
         return measure(run, args)
@@ -447,99 +466,126 @@ def main() -> int:
             print(f"cleanup: {problem}", file=sys.stderr)
 
 
+@dataclass
+class Results:
+    n: int
+    repeat: int
+    load_start: float
+    floor: dict[str, list[float]]
+    vnet: dict[str, list[float]]
+    startup: list[float] = field(default_factory=list)
+    verify: tuple[float, int, bool] = (0.0, 0, False)
+    one_by_one: tuple[float, int] = (0.0, 0)
+    mininet: tuple[float, float | None] | None = None
+    thousand: dict[str, float] | None = None
+
+
 def measure(run: Run, args: argparse.Namespace) -> int:
     n = args.n
     lab, big_lab = f"lb{run.ident}", f"lb{run.ident}k"
     path, big_path = run.workdir / f"linear{n}.yaml", run.workdir / "linear1000.yaml"
     path.write_text(topology_yaml(lab, n))
     big_path.write_text(topology_yaml(big_lab, 1000))
-    load_start = os.getloadavg()[0]
+    out = Results(n, args.repeat, os.getloadavg()[0],
+                  {k: [] for k in ("build", "host batch", "namespace batch", "teardown")},
+                  {k: [] for k in ("load", "apply", "plan", "noop apply", "destroy",
+                                   "cli apply", "cli plan", "cli destroy")})
     print(f"linear,{n}: {n} namespaces, {n} bridges, {2 * n - 1} veth pairs ({4 * n - 2} host devices), "
-          f"{n} addresses; run {run.ident}, {args.repeat} repetitions; load average {load_start:.2f}",
+          f"{n} addresses; run {run.ident}, {args.repeat} repetitions; load average {out.load_start:.2f}",
           flush=True)
-
-    floor: dict[str, list[float]] = {"build": [], "host batch": [], "namespace batch": [], "teardown": []}
-    timings: dict[str, list[float]] = {k: [] for k in (
-        "load", "apply", "plan", "noop apply", "destroy", "cli apply", "cli plan", "cli destroy")}
     for rep in range(args.repeat):
         settle(run)
         for key, value in floor_build(run, n).items():
-            floor[key].append(value)
+            out.floor[key].append(value)
         settle(run)
-        floor["teardown"].append(floor_teardown(run, n))
-        vnet_cycle(run, path, n, timings)
-        vnet_cli_cycle(run, path, lab, timings)
+        out.floor["teardown"].append(floor_teardown(run, n))
+        vnet_cycle(run, path, n, out.vnet)
+        vnet_cli_cycle(run, path, lab, out.vnet)
+        floor, done = out.floor, out.vnet
         print(f"  repetition {rep + 1}: floor {floor['build'][-1]:.3f} + {floor['teardown'][-1]:.3f} s, "
-              f"vnet {timings['apply'][-1]:.3f} + {timings['destroy'][-1]:.3f} s", flush=True)
-    startup = [cli("--version") for _ in range(args.repeat)]
-
-    verify_s, probes, verify_ok = vnet_verify(run, path)
-    print(f"  verify: {probes} probes in {verify_s:.2f} s", flush=True)
+              f"vnet {done['apply'][-1]:.3f} + {done['destroy'][-1]:.3f} s", flush=True)
+    out.startup = [cli("--version") for _ in range(args.repeat)]
+    out.verify = vnet_verify(run, path)
+    print(f"  verify: {out.verify[1]} probes in {out.verify[0]:.2f} s", flush=True)
     settle(run)
-    one_s, one_count = one_by_one(run, path)
-    print(f"  one by one: {one_count} RTM_DELLINK in {one_s:.2f} s", flush=True)
-
-    mn: tuple[float, float | None] | None = None
+    out.one_by_one = one_by_one(run, path)
+    print(f"  one by one: {out.one_by_one[1]} RTM_DELLINK in {out.one_by_one[0]:.2f} s", flush=True)
     if not args.skip_mininet:
         if shutil.which("mn") is None or shutil.which("brctl") is None:
             print("  Mininet: skipped, `mn` or `brctl` is missing; install with "
                   "`apt-get install -y mininet bridge-utils` (lxbr switches need brctl)", flush=True)
         else:
             settle(run)
-            mn = mininet(run, n)
+            out.mininet = mininet(run, n)
             cleanup_mininet(run)
-            print(f"  Mininet: {mn[0]:.2f} s", flush=True)
-    thousand = None if args.skip_1000 else big(run, big_path)
+            print(f"  Mininet: {out.mininet[0]:.2f} s", flush=True)
+    if not args.skip_1000:
+        print("  N=1000: building (minutes: see bench/README.md)", flush=True)
+        out.thousand = big(run, big_path, args.floor_1000)
+    return report(out)
 
-    fb, ft = statistics.median(floor["build"]), statistics.median(floor["teardown"])
-    hb = statistics.median(floor["host batch"])
-    ap, de = statistics.median(timings["apply"]), statistics.median(timings["destroy"])
-    cap, cde = statistics.median(timings["cli apply"]), statistics.median(timings["cli destroy"])
+
+def report(out: Results) -> int:
+    med = statistics.median
+    floor, t = out.floor, out.vnet
+    fb, ft, hb = med(floor["build"]), med(floor["teardown"]), med(floor["host batch"])
+    ap, de, cap, cde = med(t["apply"]), med(t["destroy"]), med(t["cli apply"]), med(t["cli destroy"])
+    one_s, one_count = out.one_by_one
+    verify_s, probes, verify_ok = out.verify
     rows = [
         Row("floor: ip -batch build", floor["build"]),
         Row("  host-side batch", floor["host batch"]),
         Row("  netns exec ip -batch, 1 per host", floor["namespace batch"]),
         Row("floor: ip -batch teardown", floor["teardown"]),
-        Row("vnet apply (API, load included)", timings["apply"], f"{ratio(ap, fb)} floor build "
-            f"({ratio(ap, hb)} host-side)", "<= 2x floor", ap <= 2 * fb),
-        Row("  of which vnet.load", timings["load"]),
-        Row("vnet apply (CLI, start-up included)", timings["cli apply"], f"{ratio(cap, fb)} floor build"),
-        Row("vnet --version (CLI start-up alone)", startup),
-        Row("vnet plan, no-op (API)", timings["plan"], "", "< 0.5 s",
-            statistics.median(timings["plan"]) < 0.5),
-        Row("vnet apply, no-op (API)", timings["noop apply"], "", "< 0.5 s",
-            statistics.median(timings["noop apply"]) < 0.5),
-        Row("vnet plan, no-op (CLI)", timings["cli plan"]),
-        Row("vnet destroy (API)", timings["destroy"], f"{ratio(de, ft)} floor teardown"),
-        Row("vnet destroy (CLI)", timings["cli destroy"], f"{ratio(cde, ft)} floor teardown"),
-        Row("vnet apply+destroy (API)",
-            [a + d for a, d in zip(timings["apply"], timings["destroy"], strict=True)],
+        Row("vnet apply (API, load included)", t["apply"],
+            f"{ratio(ap, fb)} floor build ({ratio(ap, hb)} host-side)", "<= 2x floor", ap <= 2 * fb),
+        Row("  of which vnet.load", t["load"]),
+        Row("vnet apply (CLI, start-up included)", t["cli apply"], f"{ratio(cap, fb)} floor build"),
+        Row("vnet --version (CLI start-up alone)", out.startup),
+        Row("vnet plan, no-op (API)", t["plan"], "", "< 0.5 s", med(t["plan"]) < 0.5),
+        Row("vnet apply, no-op (API)", t["noop apply"], "", "< 0.5 s", med(t["noop apply"]) < 0.5),
+        Row("vnet plan, no-op (CLI)", t["cli plan"]),
+        Row("vnet destroy (API)", t["destroy"], f"{ratio(de, ft)} floor teardown"),
+        Row("vnet destroy (CLI)", t["cli destroy"], f"{ratio(cde, ft)} floor teardown"),
+        Row("vnet apply+destroy (API)", pairwise_sum(t["apply"], t["destroy"]),
             f"{ratio(ap + de, fb + ft)} floor build+teardown"),
-        Row("vnet apply+destroy (CLI)",
-            [a + d for a, d in zip(timings["cli apply"], timings["cli destroy"], strict=True)],
+        Row("vnet apply+destroy (CLI)", pairwise_sum(t["cli apply"], t["cli destroy"]),
             f"{ratio(cap + cde, fb + ft)} floor build+teardown"),
         Row(f"one by one: {one_count} RTM_DELLINK + netns del", [one_s],
-            f"destroy is {ratio(one_s, de)} faster",
-            "destroy faster", de < one_s),
+            f"destroy (API) {ratio(one_s, de)} faster", "destroy faster", de < one_s),
         Row(f"vnet verify ({probes} probes, {'ok' if verify_ok else 'FAILED'})", [verify_s]),
     ]
-    if mn is not None:
-        own = f" (mn says {mn[1]:.1f})" if mn[1] is not None else ""
-        rows.append(Row(f"Mininet build+teardown{own}", [mn[0]], f"{ratio(mn[0], ap + de)} vnet API, "
-                        f"{ratio(mn[0], cap + cde)} CLI", ">= 8x vnet apply+destroy",
-                        mn[0] >= 8 * (cap + cde)))
-    print_table(f"linear,{n} — median of {args.repeat} (Mininet, verify, one-by-one: 1 run); "
-                f"load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}", rows)
-    if thousand is not None:
-        print_table("linear,1000 with vnet (1 run)", [
-            Row("vnet apply (API)", [thousand["apply"]], f"{ratio(thousand['apply'], fb * 1000 / n)} "
-                "floor(N) scaled to 1000"),
-            Row("vnet plan, no-op (API)", [thousand["plan"]]),
-            Row("vnet destroy (API)", [thousand["destroy"]])])
-    misses = [r.what for r in rows if r.ok is False]
+    if out.mininet is not None:
+        mn, own = out.mininet
+        said = f" (mn says {own:.1f})" if own is not None else ""
+        rows += [Row(f"Mininet build+teardown{said}", [mn], f"{ratio(mn, ap + de)} vnet apply+destroy (API)",
+                     ">= 8x", mn >= 8 * (ap + de)),
+                 Row("  Mininet, vs the vnet CLI", [mn], f"{ratio(mn, cap + cde)} vnet apply+destroy (CLI)",
+                     ">= 8x", mn >= 8 * (cap + cde))]
+    print_table(f"linear,{out.n}: median of {out.repeat} (verify, one by one, Mininet: 1 run); "
+                f"load average {out.load_start:.2f} -> {os.getloadavg()[0]:.2f}", rows)
+    if out.thousand is not None:
+        print_table("linear,1000 (1 run; completing is the target)", thousand_rows(out.thousand))
+    misses = [r.what.strip() for r in rows if r.ok is False]
     if misses:
         print(f"\ntargets missed: {'; '.join(misses)}")
     return 0
+
+
+def thousand_rows(big_run: dict[str, float]) -> list[Row]:
+    rows = []
+    has_floor = "floor build" in big_run
+    if has_floor:
+        rows += [Row("floor: ip -batch build", [big_run["floor build"]]),
+                 Row("floor: ip -batch teardown", [big_run["floor teardown"]])]
+
+    def versus(key: str, floor: str) -> str:
+        return f"{ratio(big_run[key], big_run[floor])} floor" if has_floor else ""
+
+    rows.append(Row("vnet apply (API, load included)", [big_run["apply"]], versus("apply", "floor build")))
+    rows.append(Row("vnet plan, no-op (API)", [big_run["plan"]]))
+    rows.append(Row("vnet destroy (API)", [big_run["destroy"]], versus("destroy", "floor teardown")))
+    return rows
 
 
 if __name__ == "__main__":

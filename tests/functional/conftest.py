@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +38,14 @@ class Labs:
     def cleanup(self) -> list[str]:
         problems: list[str] = []
         for lab in reversed(self.made):
-            try:
-                api.destroy(lab.name, wait=True)
-            except Exception as exc:  # keep going: every lab must be removed
-                problems.append(f"destroy {lab.name}: {exc}")
+            for attempt in range(5):  # keep trying: every lab must be removed, whatever happened
+                try:
+                    api.destroy(lab.name, wait=True)
+                    break
+                except Exception as exc:
+                    if attempt == 4:
+                        problems.append(f"destroy {lab.name}: {exc}")
+                    time.sleep(1.0)
         for lab in self.made:
             problems += [f"lab {lab.name}: {what} left after destroy" for what in leftovers(lab.name)]
             with contextlib.suppress(FileNotFoundError):

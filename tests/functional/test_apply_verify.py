@@ -167,8 +167,8 @@ def test_apply_then_verify(labs: Labs, name: str) -> None:
         reached = {o.probe.target: o.answered_by for o in result.outcomes if o.probe.reach}
         assert reached["h4"] == "fd00:77::4" and reached["h2"] == "fd00:76::2"
     if name == "routed":
-        sysctl = ip_json("-d", "link", "show", "eth2", netns=lab.namespace("r1"))
-        assert sysctl[0]["mtu"] == 1400
+        eth2 = ip_json("-d", "link", "show", "eth2", netns=lab.namespace("r1"))
+        assert eth2[0]["mtu"] == 1400
         routes = ip_json("route", "show", netns=lab.namespace("h2"))
         assert {"dst": "198.18.3.0/24", "gateway": "198.18.4.254", "metric": 10}.items() <= next(
             r for r in routes if r["dst"] == "198.18.3.0/24").items()

@@ -52,6 +52,12 @@ def ovs() -> Iterator[PrivateOvs]:
         assert private.bridges() == [], "a fresh private OVS has no bridges"
         yield private
     finally:
+        # Bridges left by a failed test would leave their (persistent) netdev TAP devices behind
+        # when vswitchd stops; everything in the private database is the tests' own.
+        if ovs_daemon.answering(paths.socket):
+            leftover = PrivateOvs(paths)
+            for bridge in leftover.vsctl("list-br", check=False).stdout.split():
+                leftover.vsctl("--if-exists", "del-br", bridge, check=False)
         stop_private(paths)
         shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -214,13 +214,13 @@ class LabFiles:
         return names
 
 
-def kernel_leftovers(lab: LabFiles) -> list[str]:
+def kernel_leftovers(lab: LabFiles, run_dir: bool = True) -> list[str]:
     """Host devices and namespaces of the lab (by mark, name or prefix), and its run directory."""
     names = lab.host_names()
     found = [f"device {link['ifname']}" for link in ip_json("link", "show")
              if str(link.get("ifalias", "")).startswith(f"vnet:{lab.name}:") or link["ifname"] in names]
     found += [f"namespace {ns}" for ns in netns.names() if ns.startswith(f"vnet-{lab.name}-")]
-    if os.path.isdir(os.path.join(RUN_DIR, lab.name)):
+    if run_dir and os.path.isdir(os.path.join(RUN_DIR, lab.name)):
         found.append(f"directory {RUN_DIR}/{lab.name}")
     return found
 

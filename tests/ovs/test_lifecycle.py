@@ -128,7 +128,8 @@ links:
     assert "refused" in message and "239.1.1.1" in message, message
     assert ovs.lab_rows(files.name) == []
     assert files.bridge(1) not in ovs.bridges()
-    wait_for(lambda: not kernel_leftovers(files), 10, "the rolled-back devices and namespaces to go")
+    wait_for(lambda: not kernel_leftovers(files, run_dir=False), 10,
+             "the rolled-back devices and namespaces to go")
 
 
 TWO = """

@@ -116,16 +116,19 @@ def test_ovs_access_port_into_linux_bridge(labs: Labs, ovs: PrivateOvs) -> None:
     files, lab = labs.up(OVS_TO_LINUX, "olx")
     links = {link["ifname"]: link for link in ip_json("-d", "link", "show")}
     assert links[files.bridge(2)]["linkinfo"]["info_kind"] == "bridge"
+    ovs_ports = set(ovs.ports(files.bridge(1)))
+    # The Linux bridge has two ports: lin's host end, and the veth whose peer is an OVS port.
     on_linux = [name for name, link in links.items() if link.get("master") == files.bridge(2)]
-    assert len(on_linux) == 1, on_linux
-    linux_end = links[on_linux[0]]
+    assert len(on_linux) == 2, on_linux
+    joined = [name for name in on_linux if links[name].get("link") in ovs_ports]
+    assert len(joined) == 1, (on_linux, ovs_ports)
+    linux_end = links[joined[0]]
     assert linux_end["linkinfo"]["info_kind"] == "veth"
-    ovs_end = linux_end.get("link")  # the veth peer, in the host namespace too
-    assert ovs_end in ovs.ports(files.bridge(1)), (ovs_end, ovs.ports(files.bridge(1)))
+    ovs_end = linux_end["link"]  # the veth peer, in the host namespace too
     assert ovs.one(ovs.row("Port", ovs_end)["tag"]) == 10
     assert ovs.row("Interface", ovs_end)["type"] == ""  # a system port: the kernel veth
     with ethtool.control_socket() as sock:  # netdev bridge: the non-OVS end checksums in software
-        assert not ethtool.tx_checksum(sock, on_linux[0])
+        assert not ethtool.tx_checksum(sock, joined[0])
 
     report = api.verify(lab, ovsdb=ovs.remote)
     assert report.ok, report.to_json()

@@ -47,7 +47,11 @@ class OvsdbClient:
         for table in TABLES:
             helper.register_table(table)
         self.connection = connection.Connection(connection.OvsdbIdl(remote, helper), timeout)
-        self.api = impl_idl.OvsdbIdl(self.connection)
+        # ovsdbapp keeps a backend's connection in a class attribute, and the first one set wins:
+        # a second client in the same process would read through the first (stopped) connection
+        # and queue its transactions on one no thread serves. Each client gets its own subclass.
+        backend = type("VnetOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+        self.api = backend(self.connection)
 
     @property
     def lock(self) -> threading.Lock:

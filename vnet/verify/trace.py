@@ -164,9 +164,10 @@ def _walk(lab_graph: LabGraph, start: Interface, path: list[LinkInfo]
             inbound = port_map(switch, link, universe)
             if tag not in inbound:
                 return entered, (link.index, f"{nxt} does not accept {_tag_text(tag)} frames here")
-            carried, tag = _wire_out(port_map(switch, path[k + 1], universe), inbound[tag])
+            internal = inbound[tag]
+            carried, tag = _wire_out(port_map(switch, path[k + 1], universe), internal)
             if not carried:
-                return entered, (path[k + 1].index, f"{nxt} does not send VLAN {inbound[tag]} out here")
+                return entered, (path[k + 1].index, f"{nxt} does not send {_tag_text(internal)} out here")
         here = nxt
     return entered, None
 
