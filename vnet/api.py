@@ -29,9 +29,9 @@ from vnet.reconcile.session import Session, default_ovsdb
 from vnet.resources import DesiredState, ObservedState, OvsBridge
 from vnet.topology.graph import build_graph
 from vnet.topology.lab import Lab
-from vnet.verify.prove import VerifyReport, prove
-from vnet.verify.trace import Trace
-from vnet.verify.trace import trace as trace_path
+from vnet.verification.prove import VerifyReport, prove
+from vnet.verification.trace import Trace
+from vnet.verification.trace import trace as trace_path
 
 
 class CollisionError(UnavailableError):

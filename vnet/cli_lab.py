@@ -18,7 +18,7 @@ from vnet.errors import EX_VERIFY_FAILED, VnetError
 from vnet.host import ovs_daemon
 from vnet.reconcile.plan import Change, Plan
 from vnet.topology import load
-from vnet.verify.prove import VerifyReport
+from vnet.verification.prove import VerifyReport
 
 console = Console(highlight=False, soft_wrap=True)
 ovsdb_option = click.option("--ovsdb", envvar="VNET_OVSDB", default=None, metavar="REMOTE",

@@ -139,9 +139,6 @@ def test_failure_in_a_second_apply_returns_to_the_first_state(
     assert api.plan(lab.load()).empty
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "vnet bug: a removed link's veth ends are observed as two unpaired 'stray' devices, and "
-    "rolling back a stray's delete is impossible: the rollback is incomplete"))
 def test_failure_after_removing_a_node_returns_to_the_first_state(
         labs: Labs, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = labs.new("flt")

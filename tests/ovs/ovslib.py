@@ -38,17 +38,21 @@ OVS_TABLES = ("Bridge", "Port", "Interface")
 
 # --- processes --------------------------------------------------------------------------------
 
-def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False)
+def run(*args: str, check: bool = True, timeout: float = 120,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = None if env is None else {**os.environ, **env}
+    done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False,
+                          env=full_env)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n"
                              f"stdout: {done.stdout}\nstderr: {done.stderr}")
     return done
 
 
-def vnet(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """The installed `vnet` command (the caller passes --ovsdb)."""
-    return run(VNET, *args, check=False, timeout=timeout)
+def vnet(*args: str, timeout: float = 180, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    """The installed `vnet` command (the caller passes --ovsdb, or VNET_OVSDB in `env`)."""
+    return run(VNET, *args, check=False, timeout=timeout, env=env)
 
 
 def ip_json(*args: str, netns_name: str | None = None) -> Any:

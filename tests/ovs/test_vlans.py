@@ -3,7 +3,9 @@ access port into a Linux bridge, in-place VLAN updates, tunnels, native VLAN, po
 
 from __future__ import annotations
 
-from ovslib import Labs, PrivateOvs, ip_json, tcp_connects, vnet
+import json
+
+from ovslib import Labs, PrivateOvs, ip_json, kernel_leftovers, tcp_connects, vnet
 
 from vnet import api
 from vnet.drivers import ethtool
@@ -217,6 +219,11 @@ def test_plan_says_the_datapath_resolved_to_netdev(labs: Labs, ovs: PrivateOvs) 
     assert done.returncode == 0, done.stderr
     assert f"OVS bridge {files.bridge(1)}: datapath netdev" in done.stdout, done.stdout
     assert "userspace" in done.stdout
+    by_env = vnet("plan", str(path), "--json", env={"VNET_OVSDB": ovs.remote})  # no --ovsdb
+    assert by_env.returncode == 0, by_env.stderr
+    notes = json.loads(by_env.stdout)["notes"]
+    assert f"OVS bridge {files.bridge(1)}: datapath netdev" in " ".join(notes), notes
     plan = api.plan(files.load(path), ovsdb=ovs.remote)
     assert any("datapath netdev" in note for note in plan.notes), plan.notes
-    assert ovs.bridges() == [] or files.bridge(1) not in ovs.bridges(), "plan changes nothing"
+    assert files.bridge(1) not in ovs.bridges(), "plan changes nothing"
+    assert ovs.lab_rows(files.name) == [] and kernel_leftovers(files) == []

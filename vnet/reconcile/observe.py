@@ -56,6 +56,8 @@ class _Scan:
     foreign_names: dict[tuple[str, str], str] = field(default_factory=dict)
     foreign_namespaces: dict[str, str] = field(default_factory=dict)
     port_vlans: dict[int, tuple[tuple[int, bool, bool], ...]] = field(default_factory=dict)
+    # (ns, alias) of a veth end -> (its ifindex, its peer's ifindex): pairs ends no file names
+    indexes: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
 
     def add(self, resource: Resource) -> None:
         self.resources[resource.key] = resource
@@ -81,7 +83,9 @@ def _tap_access(name: str) -> tuple[int | None, int | None, bool]:
 
 def _device(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -> None:
     if link.kind == "veth":
-        scan.ends[(namespace, link.alias or f"#{link.name}")] = _end(scan, namespace, link, names)
+        slot = (namespace, link.alias or f"#{link.name}")
+        scan.ends[slot] = _end(scan, namespace, link, names)
+        scan.indexes[slot] = (link.index, link.peer_index)
     elif link.kind == "bridge" and namespace == HOST and link.bridge is not None:
         info = link.bridge
         scan.add(LinuxBridge(link.name, link.alias or "", info.stp_state != 0, info.forward_delay,
@@ -158,10 +162,36 @@ def _pair_veths(scan: _Scan, desired: DesiredState | None) -> None:
             del scan.ends[(want.a.netns, want.a.alias)], scan.ends[(want.b.netns, want.b.alias)]
             for end in (a, b):
                 scan.owner_key[(end.netns, end.name)] = pair.key
+    _pair_by_peer(scan)
     for end in scan.ends.values():
         stray = StrayDevice(end.netns, end.name, end.alias)
         scan.add(stray)
         scan.owner_key[(end.netns, end.name)] = stray.key
+
+
+def _pair_by_peer(scan: _Scan) -> None:
+    """Pair the remaining ends whose peer indexes point at each other (a link the file no longer
+    has): a whole pair can be deleted as one and, on rollback, created again."""
+    by_index: dict[int, list[tuple[str, str]]] = {}
+    for slot, (index, _) in scan.indexes.items():
+        if slot in scan.ends:
+            by_index.setdefault(index, []).append(slot)
+    for slot in sorted(scan.ends):
+        if slot not in scan.ends:
+            continue
+        index, peer = scan.indexes[slot]
+        # Indexes are per namespace, so both directions must agree (each end names the other).
+        partner = next((other for other in by_index.get(peer or -1, ())
+                        if other != slot and other in scan.ends and scan.indexes[other][1] == index), None)
+        if partner is None:
+            continue
+        a, b = scan.ends.pop(slot), scan.ends.pop(partner)
+        if a.netns == HOST and b.netns != HOST:
+            a, b = b, a  # the namespace end names the pair, as the compiler does
+        pair = VethPair(a, b)
+        scan.add(pair)
+        for end in (a, b):
+            scan.owner_key[(end.netns, end.name)] = pair.key
 
 
 def observe(lab: str, desired: DesiredState | None, host: KernelHost) -> ObservedState:

@@ -20,7 +20,7 @@ from vnet.reconcile.plan import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
 from vnet.topology.reach import Probe
-from vnet.verify.icmp import Echo, Ping, ping_all
+from vnet.verification.icmp import Echo, Ping, ping_all
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,216 @@
+"""Inside the guest kernel: OVS on the kernel datapath, and Linux bridge VLAN filtering, for real.
+
+The CI/dev kernel has neither (design.md §6), so the OVS tests in tests/ run on the userspace
+datapath there. Here the same VLAN / trunk / patch-port cases are built with `datapath: system`
+and with `datapath: auto` (which must now pick the kernel datapath), proved with `verify`, checked
+from the outside (OVSDB, `ovs-appctl dpif/show`, the kernel's own view of the ports) and
+destroyed without leftovers.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vnet import api
+from vnet.cli import cli
+from vnet.host import features
+from vnet.host.ovs_daemon import OvsPaths
+from vnet.topology import load
+from vnet.topology.lab import Lab
+
+from .conftest import run
+
+VERIFY_TIMEOUT = 5.0  # seconds per probe round: everything is emulated (TCG), ARP included
+
+# Three cases in one lab (one apply, one verify): two tenants on one OVS bridge in the same
+# subnet but different VLANs; a trunk between two OVS bridges by patch ports; an OVS access
+# port (VLAN 10) into a VLAN-unaware Linux bridge by a veth pair.
+OVS_LAB = """
+name: $lab
+switches:
+  ${lab}a: {type: ovs, datapath: $datapath}
+  ${lab}b: {type: ovs, datapath: $datapath}
+  ${lab}l: {type: linux}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+  h3: {kind: netns}
+  h4: {kind: netns}
+  h5: {kind: netns}
+  h6: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, ${lab}a], vlan: 10, ip: 198.18.40.1/24}
+  - {endpoints: [h2:eth0, ${lab}a], vlan: 20, ip: 198.18.40.2/24}
+  - {endpoints: [h6:eth0, ${lab}a], vlan: 10, ip: 198.18.40.6/24}
+  - {endpoints: ["${lab}a", "${lab}b"], trunk: [10, 20]}
+  - {endpoints: [h3:eth0, ${lab}b], vlan: 10, ip: 198.18.40.3/24}
+  - {endpoints: [h4:eth0, ${lab}b], vlan: 20, ip: 198.18.40.4/24}
+  - {endpoints: ["${lab}b", "${lab}l"], vlan: 10}
+  - {endpoints: [h5:eth0, ${lab}l], ip: 198.18.40.5/24}
+expect:
+  - {from: h1, to: h6}                 # same bridge, same VLAN
+  - {from: h1, to: h2, reach: false}   # same bridge, same subnet, other VLAN
+  - {from: h2, to: h6, reach: false}
+  - {from: h1, to: h3}                 # VLAN 10 over the patch-port trunk
+  - {from: h4, to: h2}                 # VLAN 20 over the patch-port trunk
+  - {from: h3, to: h2, reach: false}
+  - {from: h1, to: h4, reach: false}
+  - {from: h5, to: h1}                 # Linux bridge behind the OVS access port is VLAN 10
+  - {from: h3, to: h5}
+  - {from: h5, to: h4, reach: false}   # ... and VLAN 20 does not leak into it
+  - {from: h2, to: h5, reach: false}
+"""
+
+# A VLAN-aware Linux bridge (access ports and a trunk) joined to an OVS bridge by a veth trunk.
+FILTERING_LAB = """
+name: $lab
+switches:
+  ${lab}l: {type: linux, vlan_filtering: true}
+  ${lab}o: {type: ovs, datapath: system}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+  h3: {kind: netns}
+  h4: {kind: netns}
+  h5: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, ${lab}l], vlan: 10, ip: 198.18.41.1/24}
+  - {endpoints: [h2:eth0, ${lab}l], vlan: 20, ip: 198.18.41.2/24}
+  - {endpoints: [h5:eth0, ${lab}l], vlan: 10, ip: 198.18.41.5/24}
+  - {endpoints: ["${lab}l", "${lab}o"], trunk: [10, 20]}
+  - {endpoints: [h3:eth0, ${lab}o], vlan: 10, ip: 198.18.41.3/24}
+  - {endpoints: [h4:eth0, ${lab}o], vlan: 20, ip: 198.18.41.4/24}
+expect:
+  - {from: h1, to: h5}                 # same VLAN on the filtering bridge
+  - {from: h1, to: h2, reach: false}   # other VLAN on the filtering bridge
+  - {from: h1, to: h3}                 # VLAN 10 over the veth trunk into OVS
+  - {from: h4, to: h2}                 # VLAN 20 over the veth trunk
+  - {from: h2, to: h3, reach: false}
+  - {from: h4, to: h5, reach: false}
+"""
+
+
+def write_lab(directory: Path, template: str, **values: str) -> Lab:
+    lab = "kd" + secrets.token_hex(2)
+    path = directory / f"{lab}.yaml"
+    path.write_text(string.Template(template).substitute(lab=lab, **values))
+    return load(str(path))
+
+
+def vsctl(ovs: OvsPaths, *args: str) -> str:
+    return run("ovs-vsctl", f"--db={ovs.remote}", "--timeout=30", *args)
+
+
+def dpif_show(ovs: OvsPaths) -> str:
+    return run("ovs-appctl", "-t", ovs.file("ovs-vswitchd.ctl"), "dpif/show")
+
+
+def ovs_bridges(lab: Lab) -> list[str]:
+    return sorted(n for n, s in lab.topology.switches.items() if s.type == "ovs")
+
+
+def ip_links(*args: str) -> list[dict[str, object]]:
+    links: list[dict[str, object]] = json.loads(run("ip", "-j", "-d", "link", "show", *args) or "[]")
+    return links
+
+
+def assert_verified(lab: Lab, ovs: OvsPaths) -> None:
+    report = api.verify(lab, timeout=VERIFY_TIMEOUT, ovsdb=ovs.remote)
+    if not report.ok:
+        data = report.to_json()
+        failed = [p for p in data["probes"] if not p.get("ok")]
+        pytest.fail(f"vnet verify failed for lab {lab.name}: drift {data['drift']}; "
+                    f"failed probes: {json.dumps(failed, indent=1)}", pytrace=False)
+
+
+def assert_kernel_datapath(lab: Lab, ovs: OvsPaths) -> None:
+    """Every OVS bridge of the lab is on the kernel datapath, as OVSDB, vswitchd and the kernel say."""
+    shown = dpif_show(ovs)
+    assert "system@ovs-system" in shown, shown
+    enslaved = {str(link["ifname"]) for link in ip_links("master", "ovs-system")}
+    for bridge in ovs_bridges(lab):
+        assert vsctl(ovs, "get", "Bridge", bridge, "datapath_type").strip() == "system"
+        assert f"  {bridge}:" in shown.splitlines(), f"{bridge} not in dpif/show:\n{shown}"
+        for port in vsctl(ovs, "list-ports", bridge).split():
+            if vsctl(ovs, "get", "Interface", port, "type").strip() == "patch":
+                continue
+            # a system port of a kernel-datapath bridge is a port of the ovs-system device
+            assert port in enslaved, f"{port} of {bridge} is not a port of ovs-system: {sorted(enslaved)}"
+
+
+def destroy_and_check(lab: Lab, ovs: OvsPaths) -> None:
+    api.destroy(lab.name, wait=True, ovsdb=ovs.remote)
+    for table in ("Bridge", "Port", "Interface"):
+        rows = vsctl(ovs, "--bare", "--columns=name", "find", table, f"external_ids:vnet-lab={lab.name}")
+        assert not rows.strip(), f"{table} rows of {lab.name} left after destroy: {rows}"
+    assert not set(vsctl(ovs, "list-br").split()) & set(ovs_bridges(lab))
+    shown = dpif_show(ovs)
+    assert not [b for b in ovs_bridges(lab) if f"  {b}:" in shown.splitlines()], shown
+    deadline = time.monotonic() + 15  # namespaces take their devices with them asynchronously
+    while True:
+        devices = [str(link["ifname"]) for link in ip_links()
+                   if str(link.get("ifalias", "")).startswith(f"vnet:{lab.name}:")
+                   or str(link["ifname"]) in lab.topology.switches]
+        spaces = [n for n in run("ip", "netns", "list").split() if n.startswith(f"vnet-{lab.name}-")]
+        if not devices and not spaces:
+            break
+        assert time.monotonic() < deadline, f"left after destroy: devices {devices}, namespaces {spaces}"
+        time.sleep(0.2)
+
+
+def test_kernel_has_the_ovs_datapath(kernel_modules: None) -> None:
+    assert Path("/sys/module/openvswitch").is_dir()
+    assert Path("/sys/module/8021q").is_dir()
+    features.ovs_kernel_datapath.cache_clear()
+    assert features.ovs_kernel_datapath(), "the ovs_datapath generic netlink family is missing"
+
+
+@pytest.mark.parametrize("datapath", ["system", "auto"])
+def test_vlans_trunk_patch_on_the_kernel_datapath(ovs: OvsPaths, tmp_path: Path, datapath: str) -> None:
+    features.ovs_kernel_datapath.cache_clear()
+    lab = write_lab(tmp_path, OVS_LAB, datapath=datapath)
+    try:
+        # what `vnet plan` says before anything exists: the datapath it will use, and why
+        result = CliRunner().invoke(cli, ["plan", lab.file, "--json", "--ovsdb", ovs.remote])
+        assert result.exit_code == 0, (result.output, result.exception)
+        plan = json.loads(result.output)
+        for bridge in ovs_bridges(lab):
+            notes = [n for n in plan["notes"] if n.startswith(f"OVS bridge {bridge}:")]
+            if datapath == "auto":
+                assert notes and "datapath system" in notes[0], plan["notes"]
+            else:  # chosen explicitly: nothing to explain
+                assert not notes, plan["notes"]
+        api.apply(lab, ovsdb=ovs.remote)
+        assert_kernel_datapath(lab, ovs)
+        again = api.plan(lab, ovsdb=ovs.remote)
+        assert again.empty, [c.to_json() for c in again.changes]
+        assert_verified(lab, ovs)
+    finally:
+        destroy_and_check(lab, ovs)
+
+
+def test_linux_bridge_vlan_filtering(ovs: OvsPaths, tmp_path: Path) -> None:
+    features.bridge_vlan_filtering.cache_clear()
+    assert features.bridge_vlan_filtering(), "the guest kernel should have CONFIG_BRIDGE_VLAN_FILTERING"
+    lab = write_lab(tmp_path, FILTERING_LAB)
+    bridge = f"{lab.name}l"
+    try:
+        api.apply(lab, ovsdb=ovs.remote)
+        [info] = ip_links("dev", bridge)
+        assert info["linkinfo"]["info_data"]["vlan_filtering"] == 1, info  # type: ignore[index]
+        vlans = json.loads(run("bridge", "-j", "vlan", "show"))
+        ports = {str(entry["ifname"]): {v["vlan"] for v in entry["vlans"]} for entry in vlans}
+        assert {10} in ports.values() and {20} in ports.values() and {10, 20} in ports.values(), ports
+        assert_kernel_datapath(lab, ovs)
+        again = api.plan(lab, ovsdb=ovs.remote)
+        assert again.empty, [c.to_json() for c in again.changes]
+        assert_verified(lab, ovs)
+    finally:
+        destroy_and_check(lab, ovs)
