@@ -9,6 +9,13 @@ apt_packages=(
   python3 python3-venv python3-pip   # the interpreter and venv
   graphviz                           # `vnet graph --format svg|png`
   iproute2 ethtool procps            # inspecting what vnet builds, in tests
+  openvswitch-switch                 # OVS: tests start private ovsdb-server/ovs-vswitchd instances
+  # The guest-kernel test tier (tests/kernel): virtme-ng (PyPI, in the venv) boots Debian's kernel
+  # under QEMU with this machine's userspace. It needs QEMU, busybox for its initramfs, kmod for
+  # modprobe in the guest, e2fsprogs for the disk images the tier hands the guest, and the kernel
+  # itself: linux-image-amd64 puts it in /boot and its modules (openvswitch, 8021q…) in /lib/modules.
+  qemu-system-x86 busybox-static kmod e2fsprogs
+  linux-image-amd64
 )
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -18,8 +25,12 @@ done
 if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # INITRD=No: the kernel package's hook skips building an initramfs (minutes here, and unused:
+  # virtme-ng builds its own). Nothing boots from /boot in this container: the running kernel
+  # is not changed. --force-unsafe-io: no fsync per unpacked file (the kernel's modules are many).
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  INITRD=No apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io \
+    "${missing[@]}" >/dev/null
 fi
 
 python=${PYTHON:-python3}

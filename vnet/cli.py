@@ -14,9 +14,8 @@ import click
 from vnet import __version__
 from vnet.errors import EX_DATAERR, EX_SOFTWARE, Diagnostic, TopologyError, VnetError
 from vnet.topology import diagnose, load
-from vnet.topology.graph import build_graph
 from vnet.topology.model import Topology
-from vnet.topology.render import RENDERERS
+from vnet.topology.render import FORMATS
 
 
 def _echo_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -61,11 +60,14 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="dot",
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="dot",
               show_default=True, help="Output format (svg and png need Graphviz `dot`).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not to stdout.")
 def graph(file: str, fmt: str, output: str | None) -> None:
     """Draw the lab in FILE: switches, nodes, links, VLANs and addresses."""
+    from vnet.topology.graph import build_graph  # noqa: PLC0415 (networkx: only when drawing)
+    from vnet.topology.render import RENDERERS  # noqa: PLC0415
+
     data = RENDERERS[fmt](build_graph(load(file)))
     if output is None:
         sys.stdout.buffer.write(data)

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from vnet import api
 from vnet.cli import cli
 from vnet.drivers import netns
 from vnet.errors import EX_VERIFY_FAILED, VnetError
 from vnet.host import ovs_daemon
-from vnet.reconcile.plan import Change, Plan
 from vnet.topology import load
-from vnet.verification.prove import VerifyReport
+
+if TYPE_CHECKING:
+    from vnet.reconcile.plan import Change, Plan
+    from vnet.verification.prove import VerifyReport
+
+
+class _LazyApi:
+    """vnet.api (drivers, ovsdbapp, networkx) is imported on first use: `vnet validate` stays quick."""
+
+    def __getattr__(self, name: str) -> Any:
+        module: ModuleType = importlib.import_module("vnet.api")
+        return getattr(module, name)
+
+
+api = _LazyApi()
 
 console = Console(highlight=False, soft_wrap=True)
 ovsdb_option = click.option("--ovsdb", envvar="VNET_OVSDB", default=None, metavar="REMOTE",

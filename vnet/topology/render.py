@@ -5,9 +5,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vnet.errors import UnavailableError, VnetError
-from vnet.topology.graph import LabGraph
+
+if TYPE_CHECKING:
+    from vnet.topology.graph import LabGraph
 
 _SHAPES = {  # (role, kind) -> DOT attributes
     ("switch", "ovs"): 'shape=box, style="rounded,filled", fillcolor="#cfe2ff"',
@@ -88,6 +91,7 @@ def _through_dot(fmt: str) -> Callable[[LabGraph], bytes]:
     return render
 
 
+FORMATS = ("dot", "mermaid", "png", "svg")
 RENDERERS: dict[str, Callable[[LabGraph], bytes]] = {
     "dot": lambda g: to_dot(g).encode(),
     "mermaid": lambda g: to_mermaid(g).encode(),

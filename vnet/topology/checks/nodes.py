@@ -84,7 +84,7 @@ def check_images(ctx: CheckContext) -> None:
 def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
     for index, vf in pf.vfs.items():
         path: Path = ("sriov", pf_name, "vfs", str(index))
-        if index >= pf.num_vfs:
+        if not 0 <= index < pf.num_vfs:
             ctx.report(path, "sriov-vf-range", f"VF {index} does not exist: num_vfs is {pf.num_vfs}",
                        "VFs are numbered from 0; raise `num_vfs` or remove this entry", key=True)
         if vf.mac is not None:
