@@ -1,6 +1,7 @@
 """Benchmark: a Mininet-style linear,N lab built by vnet vs raw `ip -batch` (the floor) vs Mininet.
 
     .venv/bin/python bench/linear_bench.py [--n 100] [--repeat 3] [--skip-mininet] [--skip-1000]
+                                           [--floor-1000]
 
 Root only. The lab: hosts h1..hN (netns), Linux bridges s1..sN, hK linked to sK and sK to
 sK+1 (2N-1 links), every host addressed from one pool in 198.18.0.0/15. All names are unique
@@ -9,16 +10,18 @@ removed at the end, also after a failure or Ctrl-C (only its own names are touch
 
 Measured in one run, `--repeat` times where cheap (median and min are reported):
 1. floor: the same objects built by `ip -batch -` (namespaces, bridges, veth pairs with the
-   peer created in its namespace, master, up; then one `netns exec NS ip addr add` per host in
-   a second batch, since a batch line cannot target a namespace), and torn down by one batch of
-   `netns del` plus `link del group G`;
+   peer created in its namespace, master, up), then a second batch of one `netns exec NS ip
+   -batch FILE` per host (lo up, eth0 up, address: a batch line cannot target a namespace and
+   the kernel refuses IFF_UP for a peer created in another namespace); torn down by one batch
+   of `netns del` plus `link del group G`, timed until the group is empty;
 2. vnet: `vnet.api.apply(vnet.load(FILE))`, no-op `plan` and re-apply, `destroy`; the same
    through the CLI (`vnet apply|plan|destroy` as subprocesses, interpreter start-up included);
    one `vnet.api.verify` (time and probe count);
 3. Mininet 2.3: `mn --topo linear,N --switch lxbr --controller none --test none` (build and
    teardown), once; skipped with a hint when `mn` is missing;
 4. deleting a fresh vnet lab's host devices one RTM_DELLINK at a time, vs `vnet destroy`;
-5. N=1000 with vnet: apply, no-op plan, destroy, once.
+5. N=1000 with vnet: apply, no-op plan, destroy, once (with `--floor-1000` also the ip -batch
+   floor at N=1000: the kernel is superlinear here, so N=100's floor does not scale).
 
 Before each timed step the script waits until rtnetlink is quiet (a fresh lab keeps kworkers
 busy under the RTNL lock for a while: IPv6 autoconfiguration, namespace cleanup), so that no
@@ -27,8 +30,8 @@ distorts every figure. Results: bench/README.md.
 
 Mininet's own `mn -c` is deliberately not run: it kills processes by name (killall, pkill -f),
 deletes every OVS bridge on the host and removes /tmp/*.log. After a Mininet run the script
-instead removes only the devices and processes that appeared during that run with Mininet's
-names (`sK`, `sK-ethJ`, `hK-ethJ`, `mininet:hK` shells).
+instead removes only what its own `mn` left: devices with Mininet's names (`sK`, `sK-ethJ`,
+`hK-ethJ`) that appeared during the run, and the `mininet:hK` shells of that `mn` (by pid).
 """
 
 from __future__ import annotations
@@ -374,27 +377,32 @@ def one_by_one(run: Run, path: Path) -> tuple[float, int]:
 
 def big(run: Run, path: Path, with_floor: bool) -> dict[str, float]:
     out: dict[str, float] = {}
+
+    def step(key: str, seconds: float) -> None:
+        out[key] = seconds
+        print(f"  {key}: {seconds:.2f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+
     if with_floor:
         settle(run, 600)
-        out["floor build"] = floor_build(run, 1000)["build"]
+        step("floor build", floor_build(run, 1000)["build"])
         settle(run, 600)
-        out["floor teardown"] = floor_teardown(run, 1000)
+        step("floor teardown", floor_teardown(run, 1000))
     lab = vnet.load(path)
     run.labs.add(lab.name)
     settle(run, 600)
     t0 = time.perf_counter()
     api.apply(vnet.load(path))
-    out["apply"] = time.perf_counter() - t0
+    step("apply", time.perf_counter() - t0)
     settle(run, 600)
     t0 = time.perf_counter()
     plan = api.plan(vnet.load(path))
-    out["plan"] = time.perf_counter() - t0
+    step("plan", time.perf_counter() - t0)
     if not plan.empty:
         raise SystemExit(f"N=1000: no-op plan is not empty: {plan.counts()}")
     settle(run, 600)
     t0 = time.perf_counter()
     api.destroy(lab.name)
-    out["destroy"] = time.perf_counter() - t0
+    step("destroy", time.perf_counter() - t0)
     run.labs.discard(lab.name)
     return out
 
@@ -519,13 +527,18 @@ def measure(run: Run, args: argparse.Namespace) -> int:
             out.mininet = mininet(run, n)
             cleanup_mininet(run)
             print(f"  Mininet: {out.mininet[0]:.2f} s", flush=True)
+    misses = report(out)  # printed now: the N=1000 part takes minutes
     if not args.skip_1000:
-        print("  N=1000: building (minutes: see bench/README.md)", flush=True)
+        print("\nN=1000: building (minutes: see bench/README.md)", flush=True)
         out.thousand = big(run, big_path, args.floor_1000)
-    return report(out)
+        print_table("linear,1000 (1 run; completing is the target)", thousand_rows(out.thousand))
+    if misses:
+        print(f"\ntargets missed: {'; '.join(misses)}")
+    return 0
 
 
-def report(out: Results) -> int:
+def report(out: Results) -> list[str]:
+    """Print the linear,N table; returns the targets it missed."""
     med = statistics.median
     floor, t = out.floor, out.vnet
     fb, ft, hb = med(floor["build"]), med(floor["teardown"]), med(floor["host batch"])
@@ -564,12 +577,7 @@ def report(out: Results) -> int:
                      ">= 8x", mn >= 8 * (cap + cde))]
     print_table(f"linear,{out.n}: median of {out.repeat} (verify, one by one, Mininet: 1 run); "
                 f"load average {out.load_start:.2f} -> {os.getloadavg()[0]:.2f}", rows)
-    if out.thousand is not None:
-        print_table("linear,1000 (1 run; completing is the target)", thousand_rows(out.thousand))
-    misses = [r.what.strip() for r in rows if r.ok is False]
-    if misses:
-        print(f"\ntargets missed: {'; '.join(misses)}")
-    return 0
+    return [r.what.strip() for r in rows if r.ok is False]
 
 
 def thousand_rows(big_run: dict[str, float]) -> list[Row]:

@@ -10,8 +10,8 @@ guest writes its exit code and a JUnit XML report that this test reads.
 
 Speed: Python reading thousands of small files over 9p under TCG is slow (imports alone took
 over a minute), so the repository (with .venv) and the standard library are also handed to the
-guest as read-only ext4 images on virtio-blk disks (`mke2fs -d`, about 2 s) and mounted over
-the same paths; if that fails, the guest falls back to 9p.
+guest as read-only ext4 images on virtio-blk disks (`mke2fs -d`, about 2 s, in /dev/shm) and
+mounted over the same paths; if that fails, the guest falls back to 9p.
 
 Skipped (with the reason) when not root, without vng / QEMU / the guest kernel, or with
 VNET_SKIP_GUEST=1; VNET_REQUIRE_GUEST=1 (CI) turns those skips into failures.
@@ -19,6 +19,7 @@ VNET_SKIP_GUEST=1; VNET_REQUIRE_GUEST=1 (CI) turns those skips into failures.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -27,6 +28,8 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -35,9 +38,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-GUEST_TESTS = "tests/kernel/guest"
+# the guest-only tests, and the feature probes again (on a kernel that has the features)
+GUEST_TESTS = ("tests/kernel/guest", "tests/kernel/test_host_features.py")
 TIMEOUT = 600  # seconds for boot + the guest's pytest; about 2-4 min is normal under TCG
 MEMORY, CPUS = "1G", "2"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 pytestmark = [pytest.mark.root, pytest.mark.guest]
 
@@ -101,41 +106,68 @@ class Image:
     file: Path
 
 
-def _tree_size(root: Path) -> tuple[int, int]:
-    size = files = 0
-    for directory, dirs, names in os.walk(root):
-        files += len(dirs) + len(names)
-        for name in names:
-            try:
-                size += os.lstat(os.path.join(directory, name)).st_blocks * 512
-            except OSError:
-                continue
-    return size, files
+# Top-level entries the guest's Python never reads: left out of the images.
+REPO_SKIP = {".git", ".mypy_cache", ".hypothesis", ".ruff_cache", ".pytest_cache"}
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip"}
 
 
-def make_image(serial: str, source: Path, directory: Path) -> Image | None:
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or a file that just went away
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copy2(source, target)
+
+
+def _stage(source: Path, staging: Path, skip: set[str]) -> tuple[int, int]:
+    """Mirror `source` into `staging` with hard links (cheap), leaving out the top-level `skip`
+    entries; returns (bytes, entries) of what was staged."""
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        if Path(directory) != source:
+            return set()
+        return {n for n in names if n in skip or n.startswith("config-")}
+    shutil.copytree(source, staging, symlinks=True, ignore=ignore, copy_function=_link_or_copy,
+                    ignore_dangling_symlinks=True)
+    size = entries = 0
+    for directory, dirs, names in os.walk(staging):
+        entries += len(dirs) + len(names)
+        size += sum(os.lstat(os.path.join(directory, n)).st_size for n in names)
+    return size, entries
+
+
+def make_image(serial: str, source: Path, skip: set[str], work: Path, directory: Path) -> Image | None:
     """An ext4 image holding a copy of `source` (None if mke2fs is missing or fails)."""
     mke2fs = shutil.which("mke2fs") or "/sbin/mke2fs"
     if not os.access(mke2fs, os.X_OK):
         return None
-    size, files = _tree_size(source)
-    megabytes = size * 5 // 4 // 2**20 + 64
-    target = directory / f"{serial}.img"
-    done = subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
-                           "-N", str(files + 4096), "-E", "root_owner=0:0", "-d", str(source),
-                           str(target), f"{megabytes}M"], capture_output=True, text=True, check=False,
-                          timeout=300)
+    staging = Path(tempfile.mkdtemp(prefix=f"{serial}-", dir=work)) / "tree"
+    try:
+        size, entries = _stage(source, staging, skip)
+        megabytes = (size * 5 // 4 + entries * 4096) // 2**20 + 64
+        target = directory / f"{serial}.img"
+        done = subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
+                               "-N", str(entries + 4096), "-E", "root_owner=0:0", "-d", str(staging),
+                               str(target), f"{megabytes}M"], capture_output=True, text=True,
+                              check=False, timeout=300)
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
     if done.returncode != 0:
         target.unlink(missing_ok=True)
         return None
     return Image(serial, source, target)
 
 
-def guest_images(directory: Path) -> list[Image]:
-    trees = {"vnetrepo": REPO, "vnetstdlib": Path(sysconfig.get_paths()["stdlib"])}
-    if not Path(sys.prefix).resolve().is_relative_to(REPO):
-        trees["vnetvenv"] = Path(sys.prefix).resolve()
-    images = [make_image(serial, source, directory) for serial, source in trees.items()]
+def guest_images(work: Path, directory: Path) -> list[Image]:
+    """Images of the trees Python reads in the guest: the repository (with .venv), the standard
+    library (without its own site-packages unless this interpreter uses it), a venv elsewhere."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    uses_base_site = any(Path(p).is_relative_to(stdlib / "site-packages") for p in sys.path if p)
+    trees = {"vnetrepo": (REPO, REPO_SKIP),
+             "vnetstdlib": (stdlib, STDLIB_SKIP | (set() if uses_base_site else {"site-packages"}))}
+    venv = Path(sys.prefix)
+    if not venv.is_relative_to(REPO):
+        trees["vnetvenv"] = (venv, set())
+    images = [make_image(serial, source, skip, work, directory) for serial, (source, skip) in trees.items()]
     return [i for i in images if i is not None]
 
 
@@ -164,12 +196,14 @@ def guest_script(results: Path, images: list[Image]) -> str:
         "}",
     ]
     lines += [f"mount_image {q(i.serial)} {q(str(i.source))}" for i in images]
-    pytest_argv = [sys.executable, "-m", "pytest", GUEST_TESTS, "-p", "no:cacheprovider",
-                   "--basetemp=/run/vnet-guest-pytest", f"--junitxml={results / 'junit.xml'}", "-ra", "-v"]
+    pytest_argv = [sys.executable, "-m", "pytest", *GUEST_TESTS, "-p", "no:cacheprovider",
+                   "--basetemp=/run/vnet-guest-pytest", f"--junitxml={results / 'junit.xml'}",
+                   "-ra", "-v", "--durations=0", "-o", "faulthandler_timeout=300",
+                   "-p", "no:hypothesispytest"]  # its database dir is read-only here; not used
     lines += [
         f"cd {q(str(REPO))} || exit 90",
         "export VNET_IN_GUEST=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
-        f"export PATH={q(str(Path(sys.executable).parent))}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        f"export PATH={q(str(Path(sys.executable).parent))}:{SYSTEM_PATH}",
         'echo "guest: pytest starts at $(cut -d" " -f1 /proc/uptime) s"',
         " ".join(q(a) for a in pytest_argv),
         "rc=$?",
@@ -207,15 +241,28 @@ def boot(results: Path, images: list[Image], kernel: Path) -> GuestRun:
     env = {**os.environ, "PATH": f"{Path(vng).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     log_file = results / "vng.log"
     started = time.monotonic()
-    with log_file.open("w") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, cwd=REPO, start_new_session=True)
-        try:
-            returncode: int | None = process.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            returncode = None
-            _end(process)
+    # A pipe, not the log file itself: QEMU opens its stdout once per console channel, and
+    # several opens of one file overwrite each other. A thread copies the pipe to the log as it
+    # comes, so a run that hangs still leaves what it said.
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+    copier = threading.Thread(target=_copy, args=(process, log_file), daemon=True)
+    copier.start()
+    try:
+        returncode: int | None = process.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        returncode = None
+        _end(process)
+    copier.join(timeout=30)
     return GuestRun(returncode, time.monotonic() - started, log_file.read_text(errors="replace"))
+
+
+def _copy(process: subprocess.Popen[bytes], log_file: Path) -> None:
+    assert process.stdout is not None
+    with log_file.open("wb") as log:
+        for chunk in iter(lambda: process.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            log.write(chunk)
+            log.flush()
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
@@ -258,11 +305,12 @@ def test_guest_kernel_tier(guest_ready: None, tmp_path: Path, capsys: pytest.Cap
     kernel, release = found
     results = tmp_path / "results"
     results.mkdir()
-    image_dir = tmp_path / "images"
-    image_dir.mkdir()
+    # in memory when possible: QEMU reads them from there, and no disk write-back is waited for
+    shm = Path("/dev/shm")
+    image_dir = Path(tempfile.mkdtemp(prefix="vnet-guest-", dir=shm if shm.is_dir() else tmp_path))
     started = time.monotonic()
     try:
-        images = guest_images(image_dir)
+        images = guest_images(tmp_path, image_dir)
         run = boot(results, images, kernel)
     finally:
         shutil.rmtree(image_dir, ignore_errors=True)
@@ -282,7 +330,8 @@ def test_guest_kernel_tier(guest_ready: None, tmp_path: Path, capsys: pytest.Cap
     assert not bad, "in the guest:\n" + "\n\n".join(f"{c.outcome.upper()} {c.name}\n{c.message[-3000:]}"
                                                     for c in bad) + f"\n\n{where}"
     guest_rc = (results / "rc").read_text().strip() if (results / "rc").exists() else None
-    assert guest_rc == "0" and run.returncode == 0, f"guest pytest exited {guest_rc}, vng {run.returncode}; {where}"
+    assert guest_rc == "0" and run.returncode == 0, \
+        f"guest pytest exited {guest_rc}, vng {run.returncode}; {where}"
     assert counts["passed"] > 0, f"no test passed in the guest: {counts}; {where}"
     skipped = [c for c in cases if c.outcome == "skipped"]
     assert not skipped, "skipped in the guest: " + "; ".join(f"{c.name}: {c.message}" for c in skipped)

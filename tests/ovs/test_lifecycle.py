@@ -3,14 +3,18 @@ per apply, a port vswitchd refuses rolls the apply back, two labs never touch ea
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ovslib import Labs, PrivateOvs, kernel_leftovers, vnet, wait_for
 
 from vnet import api
-from vnet.drivers.ovs import OvsDriver
+from vnet.drivers.ovs import OvsdbClient, OvsDriver
 from vnet.errors import VnetError
 from vnet.reconcile.plan import Change
 
@@ -108,11 +112,7 @@ def test_one_ovsdb_transaction_per_apply(labs: Labs, ovs: PrivateOvs, monkeypatc
     assert calls == [], "a no-op re-apply does not talk to OVSDB for changes"
 
 
-def test_port_refused_by_vswitchd_fails_the_apply_and_rolls_back(labs: Labs, ovs: PrivateOvs) -> None:
-    files = labs.new("ref")
-    # A multicast remote_ip is refused by the userspace tunnel code ("not allowed"): the Interface
-    # row is committed, but vswitchd sets its `error` and gives it no OpenFlow port.
-    lab = files.load(files.write("""
+REFUSED = """
 name: $lab
 switches:
   $b1: {type: ovs}
@@ -120,8 +120,15 @@ nodes:
   h1: {kind: netns}
 links:
   - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.11.1/24}
-  - {endpoints: [$b1, "vxlan:239.1.1.1"], key: 11}
-"""))
+  - {endpoints: [$b1, "vxlan:$remote"], key: 11}
+"""
+
+
+def test_port_refused_by_vswitchd_fails_the_apply_and_rolls_back(labs: Labs, ovs: PrivateOvs) -> None:
+    files = labs.new("ref")
+    # A multicast remote_ip is refused by the userspace tunnel code ("not allowed"): the Interface
+    # row is committed, but vswitchd sets its `error` and gives it no OpenFlow port.
+    lab = files.load(files.write(REFUSED, "bad.yaml", remote="239.1.1.1"))
     with pytest.raises(VnetError) as failure:
         api.apply(lab, ovsdb=ovs.remote)
     message = str(failure.value)
@@ -130,6 +137,48 @@ links:
     assert files.bridge(1) not in ovs.bridges()
     wait_for(lambda: not kernel_leftovers(files, run_dir=False), 10,
              "the rolled-back devices and namespaces to go")
+
+    # On a bridge the lab already has (so it is not rolled back with its bridge), the refused
+    # port's committed rows are taken out: the lab is exactly as before the failed apply.
+    good = files.load(files.write(REFUSED, "good.yaml", remote="198.19.11.1"))
+    api.apply(good, ovsdb=ovs.remote)
+    before = sorted(ovs.lab_rows(files.name))
+    with pytest.raises(VnetError, match="multicast"):
+        api.apply(files.load(files.write(REFUSED.replace("key: 11", "key: 12"), "more.yaml",
+                                         remote="239.1.1.2")), ovsdb=ovs.remote)
+    assert sorted(ovs.lab_rows(files.name)) == before
+    assert api.plan(good, ovsdb=ovs.remote).empty
+
+
+def test_vswitchd_not_confirming_in_time_rolls_back(labs: Labs, ovs: PrivateOvs,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transaction commits, but vswitchd (stopped here) never applies it: apply fails within
+    its timeout and takes the committed rows out again, as it does the kernel objects."""
+    monkeypatch.setattr(OvsdbClient.__init__, "__defaults__", (4.0,))  # OVSDB timeout: 4 s
+    files = labs.new("stl")
+    lab = files.load(files.write("""
+name: $lab
+switches:
+  $b1: {type: ovs}
+nodes:
+  h1: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.14.1/24}
+"""))
+    vswitchd = int(Path(ovs.paths.file("ovs-vswitchd.pid")).read_text())
+    os.kill(vswitchd, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(VnetError) as failure:
+            api.apply(lab, ovsdb=ovs.remote)
+        elapsed = time.monotonic() - started
+        assert ovs.lab_rows(files.name) == [], "committed rows are taken out again"
+    finally:
+        os.kill(vswitchd, signal.SIGCONT)
+    assert "did not apply the change in time" in str(failure.value), failure.value
+    assert elapsed < 4 + 3, "within the OVSDB timeout"
+    wait_for(lambda: not kernel_leftovers(files, run_dir=False), 10, "the rolled-back objects to go")
+    assert files.bridge(1) not in ovs.bridges()
 
 
 TWO = """

@@ -74,7 +74,13 @@ def answering(path: str, timeout: float = 1.0) -> bool:
 def _run(argv: list[str], run_dir: str | None = None) -> None:
     # OVS_RUNDIR keeps per-bridge sockets (mgmt, snoop) of a private instance in its own dir.
     env = {**os.environ, "OVS_RUNDIR": run_dir, "OVS_LOGDIR": run_dir} if run_dir else None
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60, env=env)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        raise UnavailableError(f"`{os.path.basename(argv[0])}` did not finish within 60 s",
+                               "ovs-vswitchd reads every host interface and route at start: "
+                               "thousands of devices, or a host busy creating them, slow it "
+                               "down; try again") from None
     if done.returncode != 0:
         raise VnetError(f"`{os.path.basename(argv[0])}` failed: {done.stderr.strip() or done.stdout.strip()}")
 
