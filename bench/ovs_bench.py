@@ -58,7 +58,8 @@ class Run:
     workdir: Path
     paths: ovs_daemon.OvsPaths
     labs: set[str] = field(default_factory=set)
-    bridges: set[str] = field(default_factory=set)
+    bridges: set[str] = field(default_factory=set)  # ovs-vsctl bridges that may still exist
+    made: set[str] = field(default_factory=set)  # every bridge name of the run (vnet's too)
 
     @property
     def prefix(self) -> str:
@@ -127,6 +128,11 @@ def cleanup(run: Run) -> list[str]:
     if mine:
         sh("ip", "-batch", "-", stdin="".join(f"netns del {n}\n" for n in mine), check=False)
     stop_ovs(run.paths)
+    # A netdev bridge's own port is a persistent TAP device that vswitchd deletes with the bridge;
+    # if it could not (stopped first, or too slow), the device is left: remove ours by name.
+    for name in sorted(run.made):
+        if os.path.exists(f"/sys/class/net/{name}"):
+            sh("ip", "link", "del", name, check=False)
     shutil.rmtree(run.paths.run_dir, ignore_errors=True)
     shutil.rmtree(run.workdir, ignore_errors=True)
     return problems
@@ -242,6 +248,7 @@ def prepare(run: Run, variant: str, nodes: int) -> list[tuple[str, str, int]]:
     for side in "ab":
         bridge = f"{run.prefix}{variant}{side}"
         run.bridges.add(bridge)
+        run.made.add(bridge)
         vsctl(run, "add-br", bridge, "--", "set", "Bridge", bridge, "datapath_type=netdev")
     return ports
 
@@ -337,6 +344,7 @@ def main() -> int:
     try:
         sh("ip", "netns", "add", run.probe_ns)
         ovs_daemon.start(run.paths)
+        run.made |= {f"{run.prefix}a", f"{run.prefix}b"}  # the vnet lab's bridges
         path = workdir / "ovs500.yaml"
         path.write_text(topology_yaml(run, args.nodes, args.addresses))
         load_start = os.getloadavg()[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,11 +55,16 @@ def ovs() -> Iterator[PrivateOvs]:
     finally:
         # Bridges left by a failed test would leave their (persistent) netdev TAP devices behind
         # when vswitchd stops; everything in the private database is the tests' own.
+        bridges: list[str] = []
         if ovs_daemon.answering(paths.socket):
             leftover = PrivateOvs(paths)
-            for bridge in leftover.vsctl("list-br", check=False).stdout.split():
+            bridges = leftover.vsctl("list-br", check=False).stdout.split()
+            for bridge in bridges:
                 leftover.vsctl("--if-exists", "del-br", bridge, check=False)
         stop_private(paths)
+        for bridge in bridges:  # if vswitchd could not remove a bridge's TAP in time
+            if os.path.exists(f"/sys/class/net/{bridge}"):
+                subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
