@@ -33,6 +33,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -265,16 +266,19 @@ def teardown(run: Run, variant: str, nodes: int) -> float:
     return elapsed
 
 
-def measure_loop(run: Run, nodes: int) -> tuple[float, float]:
+def measure_loop(run: Run, nodes: int) -> tuple[float, float, list[float]]:
     ports = prepare(run, "l", nodes)
     settle(run)
+    each: list[float] = []
     t0 = time.perf_counter()
     for bridge, port, tag in ports:
+        t1 = time.perf_counter()
         vsctl(run, "add-port", bridge, port, f"tag={tag}")
+        each.append(time.perf_counter() - t1)
     elapsed = time.perf_counter() - t0
     check_ofports(run, {bridge for bridge, _, _ in ports}, len(ports))
     settle(run)
-    return elapsed, teardown(run, "l", nodes)
+    return elapsed, teardown(run, "l", nodes), each
 
 
 def measure_single(run: Run, nodes: int) -> tuple[float, float]:
@@ -293,8 +297,8 @@ def measure_single(run: Run, nodes: int) -> tuple[float, float]:
 
 # --- the report ---------------------------------------------------------------------------------
 
-def report(nodes: int, v: dict[str, float], loop: tuple[float, float], single: tuple[float, float],
-           load: tuple[float, float]) -> bool:
+def report(nodes: int, v: dict[str, float], loop: tuple[float, float, list[float]],
+           single: tuple[float, float], load: tuple[float, float]) -> bool:
     ports = 2 * nodes
     loop_ratio, single_ratio = loop[0] / v["apply"], single[0] / v["apply"]
     rows = [
@@ -314,6 +318,9 @@ def report(nodes: int, v: dict[str, float], loop: tuple[float, float], single: t
     for what, seconds, ratio in rows:
         print(f"| {what} | {seconds:.3f} | {ratio} |")
     print(f"\nload average {load[0]:.2f} at the start, {load[1]:.2f} at the end")
+    first, last = loop[2][:50], loop[2][-50:]
+    print(f"ovs-vsctl add-port, median per process: first 50 ports {statistics.median(first) * 1e3:.1f} ms, "
+          f"last 50 {statistics.median(last) * 1e3:.1f} ms (each waits until vswitchd has reconfigured)")
     print(f"per-port ovs-vsctl loop / vnet apply = {loop_ratio:.1f}x (required: >= 5x)")
     print(f"single ovs-vsctl call / vnet apply = {single_ratio:.2f}x "
           f"(OVSDB part only: {single[0] / v['ovsdb']:.2f}x)")

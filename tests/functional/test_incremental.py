@@ -99,17 +99,15 @@ def test_one_link_changes_only_its_objects(labs: Labs) -> None:
                 ("create", "address", f"{ns('h3')}/eth1/fd00:22::3/64"),
                 ("create", "address", f"{ns('h4')}/eth1/fd00:22::4/64")})
 
-    # 4. And removed again: exactly those objects go. (Without the file's link, vnet cannot
-    # pair a removed link's veth ends: it deletes each end as a marked "stray" device.)
+    # 4. And removed again: exactly those objects go. (The file no longer names the removed
+    # links: vnet pairs their veth ends by the kernel's peer index and deletes each pair once.)
     _write(lab, mtu=1400, h3="198.18.20.44/24")
     gone = {(ns("h5"), "eth0"), (ns("h5"), "lo"), ("", lab.host_end("h5", "eth0")),
             (ns("h3"), "eth1"), (ns("h4"), "eth1")}
     _step(lab, {("delete", "netns", ns("h5")),
-                ("delete", "stray", f"{ns('h5')}/eth0"),
-                ("delete", "stray", f"/{lab.host_end('h5', 'eth0')}"),
+                ("delete", "veth", f"{ns('h5')}/eth0"),
                 ("delete", "address", f"{ns('h5')}/eth0/198.18.20.3/24"),
-                ("delete", "stray", f"{ns('h3')}/eth1"),
-                ("delete", "stray", f"{ns('h4')}/eth1"),
+                ("delete", "veth", f"{ns('h3')}/eth1"),
                 ("delete", "address", f"{ns('h3')}/eth1/fd00:22::3/64"),
                 ("delete", "address", f"{ns('h4')}/eth1/fd00:22::4/64")}, gone)
 

@@ -131,19 +131,26 @@ def assert_verified(lab: Lab, ovs: OvsPaths) -> None:
                     f"failed probes: {json.dumps(failed, indent=1)}", pytrace=False)
 
 
+def ovsdb_rows(ovs: OvsPaths, table: str, *columns: str) -> list[dict[str, Any]]:
+    """`ovs-vsctl list TABLE` as dicts of the named columns (atoms only)."""
+    listed = json.loads(vsctl(ovs, "--format=json", "--data=json", f"--columns={','.join(columns)}",
+                              "list", table))
+    return [dict(zip(listed["headings"], row, strict=True)) for row in listed["data"]]
+
+
 def assert_kernel_datapath(lab: Lab, ovs: OvsPaths) -> None:
     """Every OVS bridge of the lab is on the kernel datapath, as OVSDB, vswitchd and the kernel say."""
+    datapaths = {r["name"]: r["datapath_type"] for r in ovsdb_rows(ovs, "Bridge", "name", "datapath_type")}
+    assert {b: datapaths.get(b) for b in ovs_bridges(lab)} == dict.fromkeys(ovs_bridges(lab), "system")
     shown = dpif_show(ovs)
     assert "system@ovs-system" in shown, shown
-    enslaved = {str(link["ifname"]) for link in ip_links("master", "ovs-system")}
     for bridge in ovs_bridges(lab):
-        assert vsctl(ovs, "get", "Bridge", bridge, "datapath_type").strip() == "system"
         assert f"  {bridge}:" in shown.splitlines(), f"{bridge} not in dpif/show:\n{shown}"
-        for port in vsctl(ovs, "list-ports", bridge).split():
-            if vsctl(ovs, "get", "Interface", port, "type").strip() == "patch":
-                continue
-            # a system port of a kernel-datapath bridge is a port of the ovs-system device
-            assert port in enslaved, f"{port} of {bridge} is not a port of ovs-system: {sorted(enslaved)}"
+    # each system port (a veth end) of a kernel-datapath bridge is a port of the ovs-system device
+    system_ports = {r["name"] for r in ovsdb_rows(ovs, "Interface", "name", "type") if r["type"] == ""}
+    enslaved = {str(link["ifname"]) for link in ip_links("master", "ovs-system")}
+    assert system_ports, "no system ports in OVSDB"
+    assert system_ports <= enslaved, f"not ports of ovs-system: {sorted(system_ports - enslaved)}"
 
 
 def destroy_and_check(lab: Lab, ovs: OvsPaths) -> None:
@@ -164,6 +171,17 @@ def destroy_and_check(lab: Lab, ovs: OvsPaths) -> None:
             break
         assert time.monotonic() < deadline, f"left after destroy: devices {devices}, namespaces {spaces}"
         time.sleep(0.2)
+
+
+def test_auto_finds_the_datapath_before_the_module_is_loaded() -> None:
+    """On a host where nothing loaded openvswitch yet, `datapath: auto` still picks the kernel
+    datapath: asking for the generic netlink family makes the kernel load the module (its
+    alias net-pf-16-proto-16-family-ovs_datapath). Runs first, before `kernel_modules`."""
+    if Path("/sys/module/openvswitch").exists():
+        pytest.skip("openvswitch is already loaded: nothing to show")
+    features.ovs_kernel_datapath.cache_clear()
+    assert features.ovs_kernel_datapath()
+    assert Path("/sys/module/openvswitch").is_dir()
 
 
 def test_kernel_has_the_ovs_datapath(kernel_modules: None) -> None:

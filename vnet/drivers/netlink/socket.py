@@ -43,6 +43,7 @@ MAX_CHUNK_MESSAGES = 1024
 ACK_BUDGET = 2048  # receive-buffer bytes reserved per expected ACK (skb truesize, with margin)
 RECV_BUFFER = 256 * 1024
 DUMP_RETRIES = 30  # a host where other software churns devices interrupts dumps often
+DUMP_PATIENCE = 20.0  # seconds
 _OK = Ack(0)
 
 
@@ -173,14 +174,20 @@ class NetlinkSocket:
         _length, kind, flags, _seq, _pid = HEADER.unpack_from(request)
         if flags & c.NLM_F_DUMP != c.NLM_F_DUMP or not _is_get(kind):
             raise ValueError("dump() needs an RTM_GET* request with NLM_F_DUMP")
-        for attempt in range(DUMP_RETRIES + 1):
+        # The kernel frees deleted namespaces (and their devices) asynchronously: on a busy host
+        # dumps stay interrupted for seconds. Retry with backoff for up to DUMP_PATIENCE seconds.
+        deadline = time.monotonic() + DUMP_PATIENCE
+        attempt = 0
+        while True:
             seq = self._next_seq(1)
             self._send(_numbered([request], seq))
             messages, interrupted = self._read_dump(seq)
             if not interrupted:
                 return messages
+            attempt += 1
+            if attempt > DUMP_RETRIES and time.monotonic() > deadline:
+                raise NetlinkError(errno.EINTR, f"dump interrupted {attempt} times in a row")
             time.sleep(min(0.002 * 2 ** attempt, 0.1))  # let the burst of changes pass
-        raise NetlinkError(errno.EINTR, f"dump interrupted {DUMP_RETRIES + 1} times in a row")
 
     def _read_dump(self, seq: int) -> tuple[list[Message], bool]:
         messages: list[Message] = []
