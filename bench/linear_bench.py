@@ -10,7 +10,8 @@ removed at the end, also after a failure or Ctrl-C (only its own names are touch
 
 Measured in one run, `--repeat` times where cheap (median and min are reported):
 1. floor: the same objects built by `ip -batch -` (namespaces, bridges, veth pairs with the
-   peer created in its namespace, master, up), then a second batch of one `netns exec NS ip
+   peer created in its namespace, master, up; then IPv6 off on the host-side devices through
+   /proc/sys, as vnet does), then a second batch of one `netns exec NS ip
    -batch FILE` per host (lo up, eth0 up, address: a batch line cannot target a namespace and
    the kernel refuses IFF_UP for a peer created in another namespace); torn down by one batch
    of `netns del` plus `link del group G`, timed until the group is empty;
@@ -187,10 +188,19 @@ def floor_lines(run: Run, n: int) -> tuple[list[str], list[str]]:
     return host, inside
 
 
+def host_side_names(run: Run, n: int) -> list[str]:
+    p = run.floor_prefix
+    return ([f"{p}b{k}" for k in range(1, n + 1)] + [f"{p}h{k}" for k in range(1, n + 1)]
+            + [f"{p}{side}{k}" for k in range(1, n) for side in "lr"])
+
+
 def floor_build(run: Run, n: int) -> dict[str, float]:
     host, inside = floor_lines(run, n)
     t0 = time.perf_counter()
     sh("ip", "-batch", "-", stdin="\n".join(host) + "\n")
+    for name in host_side_names(run, n):  # as vnet does: no IPv6 on host-side devices
+        with contextlib.suppress(OSError), open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("1")
     t1 = time.perf_counter()
     sh("ip", "-batch", "-", stdin="\n".join(inside) + "\n")
     t2 = time.perf_counter()
@@ -547,7 +557,7 @@ def report(out: Results) -> list[str]:
     verify_s, probes, verify_ok = out.verify
     rows = [
         Row("floor: ip -batch build", floor["build"]),
-        Row("  host-side batch", floor["host batch"]),
+        Row("  host-side batch, IPv6 off", floor["host batch"]),
         Row("  netns exec ip -batch, 1 per host", floor["namespace batch"]),
         Row("floor: ip -batch teardown", floor["teardown"]),
         Row("vnet apply (API, load included)", t["apply"],
