@@ -12,7 +12,8 @@ Measured in one run:
 1. vnet: `vnet.api.apply` of that lab (namespaces, veth pairs, transmit checksum off on the
    node ends, both bridges and all ports in one OVSDB transaction), and the part of it spent in
    the OVSDB transaction (OvsDriver.execute, which waits until vswitchd has applied it); then
-   the no-op `plan` and no-op re-apply (the issue requires < 0.5 s), then `destroy`;
+   the no-op `plan`, and the no-op re-apply (load included; median of 5, with the time per
+   stage; the issue requires < 0.5 s), then `destroy`;
 2. `ovs-vsctl add-port BR PORT tag=N`, one process per port, 500 processes, on two fresh netdev
    bridges, for the same 250 namespaces / 500 veth pairs made beforehand with `ip -batch`
    (not counted);
@@ -38,11 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import vnet
+import vnet.reconcile.session
 from vnet import api
 from vnet.drivers import netns
 from vnet.drivers.netlink import NetlinkSocket, wire
@@ -174,6 +177,49 @@ def topology_yaml(run: Run, nodes: int, addresses: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOOP_REPEAT = 5
+# Stages of a no-op apply, timed by wrapping the functions vnet.api and the session call.
+STAGES = (("vnet.api", "desired_state", "compile"),
+          ("vnet.reconcile.session", "observe", "kernel observe"),
+          ("vnet.reconcile.session", "OvsdbClient", "OVSDB connect + first replica"),
+          ("vnet.reconcile.session", "observe_ovs", "OVS rows -> resources"),
+          ("vnet.api", "make_plan", "diff + plan"))
+
+
+def timed_load(path: Path, parts: dict[str, list[float]]) -> vnet.Lab:
+    t0 = time.perf_counter()
+    lab = vnet.load(str(path))
+    parts.setdefault("load", []).append(time.perf_counter() - t0)
+    return lab
+
+
+@contextlib.contextmanager
+def stopwatches(parts: dict[str, list[float]]) -> Iterator[None]:
+    """Time each stage of STAGES (summed per call of the block) into `parts`."""
+    spent = dict.fromkeys((label for _, _, label in STAGES), 0.0)
+    saved = []
+    for module_name, name, label in STAGES:
+        module = sys.modules[module_name]
+        real = getattr(module, name)
+
+        def wrapper(*args: Any, _real: Any = real, _label: str = label, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _real(*args, **kwargs)
+            finally:
+                spent[_label] += time.perf_counter() - t0
+
+        saved.append((module, name, real))
+        setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        for module, name, real in saved:
+            setattr(module, name, real)
+        for label, seconds in spent.items():
+            parts.setdefault(label, []).append(seconds)
+
+
 def measure_vnet(run: Run, path: Path, nodes: int) -> dict[str, float]:
     remote = run.paths.remote
     in_ovsdb: list[float] = []
@@ -207,11 +253,20 @@ def measure_vnet(run: Run, path: Path, nodes: int) -> dict[str, float]:
     t0 = time.perf_counter()
     plan = api.plan(vnet.load(str(path)), ovsdb=remote)
     out["noop plan"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    again = api.apply(vnet.load(str(path)), ovsdb=remote)
-    out["noop apply"] = time.perf_counter() - t0
-    if not plan.empty or not again.plan.empty:
-        raise SystemExit(f"no-op plan/apply is not empty: {plan.counts()} / {again.plan.counts()}")
+    if not plan.empty:
+        raise SystemExit(f"no-op plan is not empty: {plan.counts()}")
+    totals: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for _ in range(NOOP_REPEAT):
+        with stopwatches(parts):
+            t0 = time.perf_counter()
+            again = api.apply(timed_load(path, parts), ovsdb=remote)
+            totals.append(time.perf_counter() - t0)
+        if not again.plan.empty:
+            raise SystemExit(f"no-op apply is not empty: {again.plan.counts()}")
+    out["noop apply"] = statistics.median(totals)
+    out["noop apply min"] = min(totals)
+    out.update({f"noop {k}": statistics.median(v) for k, v in parts.items()})
     settle(run)
     t0 = time.perf_counter()
     api.destroy(lab.name, ovsdb=remote)
@@ -310,7 +365,10 @@ def report(nodes: int, v: dict[str, float], loop: tuple[float, float, list[float
          f"{loop_ratio:.2f}"),
         (f"one ovs-vsctl call with {ports} add-port", single[0], f"{single_ratio:.2f}"),
         ("vnet no-op plan", v["noop plan"], ""),
-        ("vnet no-op re-apply", v["noop apply"], ""),
+        (f"vnet no-op re-apply, load included (median of {NOOP_REPEAT}; min {v['noop apply min']:.3f})",
+         v["noop apply"], ""),
+        *[(f"  {label}", v[f"noop {label}"], "")
+          for label in ("load", *(stage for _, _, stage in STAGES))],
         ("vnet destroy (namespaces, veths, both bridges)", v["destroy"], ""),
         ("ovs-vsctl del-br of both bridges (per-port run; not counted above)", loop[1], ""),
     ]
