@@ -16,6 +16,9 @@ apt_packages=(
   # itself: linux-image-amd64 puts it in /boot and its modules (openvswitch, 8021q…) in /lib/modules.
   qemu-system-x86 busybox-static kmod e2fsprogs
   linux-image-amd64
+  # VMs of `image: tiny`: vnet builds their initramfs from Debian's cloud kernel (small, virtio
+  # drivers as modules) and busybox-static.
+  linux-image-cloud-amd64
 )
 missing=()
 for package in "${apt_packages[@]}"; do
