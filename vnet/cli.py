@@ -86,6 +86,7 @@ def schema() -> None:
 
 
 # The commands that touch the host register themselves on `cli`.
+import vnet.cli_host  # noqa: E402, F401
 from vnet import cli_lab  # noqa: E402, F401
 
 

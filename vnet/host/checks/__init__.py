@@ -1,0 +1,1 @@
+"""Host capability checks, one small registered function each (see vnet/host/check.py)."""
