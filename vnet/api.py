@@ -12,12 +12,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vnet.compile import HostFacts, compile_lab, netns_name
+from vnet.compile import HostFacts, VmFacts, compile_lab, netns_name
 from vnet.drivers import netns
 from vnet.errors import UnavailableError
 from vnet.host import features
@@ -26,12 +27,17 @@ from vnet.reconcile.destroy import DestroyReport, destroy_lab, labs_on_host
 from vnet.reconcile.lock import lab_dir, lab_lock
 from vnet.reconcile.plan import Action, Change, Plan, make_plan
 from vnet.reconcile.session import Session, default_ovsdb
-from vnet.resources import DesiredState, ObservedState, OvsBridge
+from vnet.resources import DesiredState, ObservedState, OvsBridge, Vm
 from vnet.topology.graph import build_graph
 from vnet.topology.lab import Lab
+from vnet.topology.model import VmNode
+from vnet.verification.guests import guest_agent
 from vnet.verification.prove import VerifyReport, prove
 from vnet.verification.trace import Trace
 from vnet.verification.trace import trace as trace_path
+from vnet.vm import qemu
+from vnet.vm import tiny as tiny_image
+from vnet.vm.agent import GuestResult
 
 
 class CollisionError(UnavailableError):
@@ -56,10 +62,21 @@ def _check_collisions(observed: ObservedState) -> None:
                              "yourself; vnet never touches objects it does not own")
 
 
+def _vm_facts(lab: Lab) -> VmFacts | None:
+    """QEMU, KVM and the tiny image (built into its cache when missing), for labs with VMs."""
+    vms = [n for n in lab.topology.nodes.values() if isinstance(n, VmNode)]
+    if not vms:
+        return None
+    tiny = tiny_image.ensure_tiny() if any(n.image == "tiny" for n in vms) else None
+    return VmFacts(qemu.qemu_binary(), qemu.kvm_usable(), os.path.exists("/dev/vhost-net"),
+                   str(tiny.kernel) if tiny else "", str(tiny.initrd) if tiny else "")
+
+
 def desired_state(lab: Lab) -> DesiredState:
     """Compile the lab for this host (probing what the compiler needs to know)."""
     has_auto_ovs = any(getattr(s, "datapath", None) == "auto" for s in lab.topology.switches.values())
-    facts = HostFacts(ovs_kernel_datapath=has_auto_ovs and features.ovs_kernel_datapath())
+    facts = HostFacts(ovs_kernel_datapath=has_auto_ovs and features.ovs_kernel_datapath(),
+                      vm=_vm_facts(lab))
     desired = compile_lab(lab, facts)
     features.require(desired)
     return desired
@@ -81,7 +98,15 @@ def _notes(lab: Lab, desired: DesiredState, session: Session) -> tuple[str, ...]
             why = ("the kernel datapath is available" if bridge.datapath == "system"
                    else "no kernel OVS datapath here: userspace")
             notes.append(f"OVS bridge {name}: datapath {bridge.datapath} ({why})")
+    kvm = desired_kvm(desired)
+    for name, node in sorted(lab.topology.nodes.items()):
+        if isinstance(node, VmNode):
+            notes.append(f"VM {name}: {qemu.choose_accel(node.accel, kvm)[1]}")
     return tuple(notes)
+
+
+def desired_kvm(desired: DesiredState) -> bool:
+    return any(isinstance(r, Vm) and "kvm" in r.argv for r in desired.resources.values())
 
 
 def plan(lab: Lab, ovsdb: str | None = None) -> Plan:
@@ -143,6 +168,7 @@ def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> D
     """Remove everything the lab owns on this host; needs no topology file."""
     netns.require_root()
     with lab_lock(lab_name, wait, remove=True), Session(ovsdb or default_ovsdb()) as session:
+        qemu.stop_lab(lab_name)  # guests first: they hold the lab's TAPs open
         bridges = _destroy_ovs(lab_name, session)
         report = destroy_lab(lab_name, session.host)
         return DestroyReport(report.lab, report.namespaces, report.devices, report.seconds, bridges)
@@ -151,7 +177,7 @@ def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> D
 def labs(ovsdb: str | None = None) -> list[str]:
     """Labs with objects on this host."""
     with Session(ovsdb or default_ovsdb()) as session:
-        found = set(labs_on_host(session.host))
+        found = set(labs_on_host(session.host)) | qemu.labs_with_vms()
         client = session.ovs_client(start=False)
         if client is not None:
             found |= {row.external_ids["vnet-lab"] for row in client.rows("Bridge")
@@ -184,5 +210,15 @@ def node_namespace(lab: Lab, node: str) -> str:
     """The namespace of a netns node, for `exec`."""
     kind = lab.topology.nodes[node].kind
     if kind != "netns":
-        raise UnavailableError(f"`{node}` is a {kind} node: exec into it is not supported yet")
+        raise UnavailableError(f"`{node}` is a {kind} node: it has no namespace")
     return netns_name(lab.name, node)
+
+
+def guest_exec(lab: Lab, node: str, argv: list[str], timeout: float = 60.0) -> GuestResult:
+    """Run a command inside a VM through its guest agent; its exit status and output."""
+    netns.require_root()
+    if not any(vm.node == node for vm in qemu.running_vms(lab.name)):
+        raise UnavailableError(f"VM {node} of lab {lab.name} is not running",
+                               f"run `vnet apply {lab.file}` first")
+    with guest_agent(lab, node) as agent:
+        return agent.run(argv, timeout)

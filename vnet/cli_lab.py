@@ -210,11 +210,19 @@ def trace(file: str, source: str, target: str, ovsdb: str | None) -> None:
 @click.argument("node")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(file: str, node: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND inside NODE of FILE (e.g. vnet exec lab.yaml h1 -- ip addr)."""
+    """Run COMMAND inside NODE of FILE (e.g. vnet exec lab.yaml h1 -- ip addr).
+
+    In a namespace node the command runs on this host inside the namespace; in a VM it runs
+    in the guest through its agent (output is returned when it ends)."""
     lab = load(file)
     if node not in lab.topology.nodes:
         raise VnetError(f"`{node}` is not a node of lab {lab.name}",
                         f"nodes: {', '.join(sorted(lab.topology.nodes))}")
+    if lab.topology.nodes[node].kind == "vm":
+        result = api.guest_exec(lab, node, list(command))
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        sys.exit(result.returncode)
     namespace = api.node_namespace(lab, node)
     netns.require_root()
     if not netns.exists(namespace):
@@ -262,3 +270,20 @@ def ovs_status(as_json: bool) -> None:
     else:
         for key, value in state.items():
             console.print(f"{key}: {value}")
+
+
+@cli.command(name="attach-info")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("node")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--queues", type=click.IntRange(1, 256), default=None,
+              help="Queues of a multi-queue TAP (default 4; match the guest's vCPUs).")
+def attach_info(file: str, node: str, as_json: bool, queues: int | None) -> None:
+    """How to attach a guest you start yourself to tap NODE: TAP names, MACs, QEMU and libvirt."""
+    from vnet import attach_info as info  # noqa: PLC0415 (compile: only for this command)
+
+    result = info.attach_info(load(file), node, queues=queues)
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        click.echo(info.format_text(result))

@@ -8,7 +8,7 @@ its fields can change in place (`MUTABLE`); any other difference means recreate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 ResourceKey = tuple[str, str]  # (kind, identity)
@@ -276,6 +276,33 @@ class StrayDevice(Resource):
 
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((self.netns, self.name),)
+
+
+@dataclass(frozen=True)
+class Vm(Resource):
+    """A QEMU guest. Its whole command line is its configuration: any change restarts it.
+
+    `pid` is what observe found (0 on the desired side) and takes no part in the diff."""
+
+    kind: ClassVar[str] = "vm"
+    lab: str
+    node: str
+    argv: tuple[str, ...]
+    taps: tuple[ResourceKey, ...] = ()
+    ready_wait: bool = True  # apply waits until the guest agent answers (the tiny image)
+    seed: tuple[tuple[str, str], ...] = ()  # cloud-init seed files (name, text) for disk images
+    pid: int = field(default=0, compare=False)
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("vm", self.node)
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return self.taps
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, Vm)
+        return frozenset({"argv"}) if self.argv != other.argv else frozenset()
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vnet.compile import kernel, ovs
-from vnet.compile.base import Builder, HostFacts, UnsupportedError, dispatch, host_name, mark, netns_name
+from vnet.compile import kernel, ovs, vm
+from vnet.compile.base import (
+    Builder,
+    HostFacts,
+    UnsupportedError,
+    VmFacts,
+    dispatch,
+    host_name,
+    mark,
+    netns_name,
+)
 from vnet.resources import DesiredState
 from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
 
-__all__ = ["HostFacts", "UnsupportedError", "compile_lab", "host_name", "mark", "netns_name"]
+__all__ = ["HostFacts", "UnsupportedError", "VmFacts", "compile_lab", "host_name", "mark", "netns_name"]
 
 NODE_COMPILERS: dict[str, Callable[[Builder, str], None]] = {
     "netns": kernel.netns_node,
     "tap": kernel.tap_based_node,
+    "vm": vm.vm_node,
 }
 
 SWITCH_COMPILERS: dict[str, Callable[[Builder, str], None]] = {

@@ -19,10 +19,22 @@ class UnsupportedError(UnavailableError):
 
 
 @dataclass(frozen=True)
+class VmFacts:
+    """What VM nodes need from the host: QEMU, the accelerator, the tiny image's files."""
+
+    qemu: str = "qemu-system-x86_64"
+    kvm: bool = False
+    vhost_net: bool = False
+    tiny_kernel: str = ""
+    tiny_initrd: str = ""
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the compiler needs to know about the host (probed by the caller)."""
 
     ovs_kernel_datapath: bool = False
+    vm: VmFacts | None = None  # probed only for labs with VM nodes
 
 
 def netns_name(lab: str, node: str) -> str:

@@ -61,7 +61,7 @@ def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
     iface = out.lab.interfaces[(end.node, end.iface)]
     node = out.lab.topology.nodes[end.node]
     if node.kind != "netns":
-        tap = Tap(DeviceEnd(HOST, host_name("vt", lab, end.node, end.iface), mark(lab, end.node, end.iface),
+        tap = Tap(DeviceEnd(HOST, tap_name(lab, end.node, end.iface), mark(lab, end.node, end.iface),
                             mac_address(lab, end.node, f"{end.iface}:tap"), link.spec.mtu, master,
                             bridge_vlans=port_vlans(out, master, link)),
                   *_tap_access(node))
@@ -77,6 +77,10 @@ def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
     out.add(pair)
     out.devices[(end.node, end.iface)] = (inside.netns, inside.name, pair.key)
     return outside, pair.key
+
+
+def tap_name(lab: str, node: str, iface: str) -> str:
+    return host_name("vt", lab, node, iface)
 
 
 def _tap_access(node: object) -> tuple[int | None, int | None, bool]:

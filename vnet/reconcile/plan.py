@@ -23,7 +23,7 @@ import networkx as nx
 from vnet.resources import DesiredState, DeviceEnd, ObservedState, Resource, ResourceKey
 
 # Execution order of kinds inside one wave (they are independent there; this keeps output stable).
-KIND_ORDER = ("netns", "bridge", "ovs-bridge", "veth", "tap", "stray", "ovs-port", "address", "route")
+KIND_ORDER = ("netns", "bridge", "ovs-bridge", "veth", "tap", "stray", "ovs-port", "address", "route", "vm")
 # Kinds whose changes go in as few transactions as possible: all their deletes in one wave,
 # all their creates and updates in another (one OVSDB transaction each; one on a fresh apply).
 TRANSACTIONAL = frozenset({"ovs-bridge", "ovs-port"})

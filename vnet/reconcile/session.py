@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from vnet.drivers.host import KernelHost
 from vnet.drivers.kernel import KernelDriver
 from vnet.drivers.ovs import OvsdbClient, OvsDriver
+from vnet.drivers.qemu import VmDriver
 from vnet.errors import UnavailableError
 from vnet.host import ovs_daemon
 from vnet.reconcile.apply import Driver
 from vnet.reconcile.observe import observe
 from vnet.reconcile.observe_ovs import observe_ovs
+from vnet.reconcile.observe_vm import observe_vms
 from vnet.resources import DesiredState, ObservedState, OvsBridge
 
 SYSTEM_OVSDB = ovs_daemon.OvsPaths.system().remote
@@ -57,6 +59,10 @@ class Session:
     def observe(self, lab: str, desired: DesiredState | None, start_ovs: bool = False) -> ObservedState:
         """Kernel and OVS objects of the lab, merged."""
         observed = observe(lab, desired, self.host)
+        vms = observe_vms(lab, desired)
+        if vms:
+            observed = ObservedState(lab, {**observed.resources, **vms}, observed.foreign_names,
+                                     observed.foreign_namespaces)
         wants_ovs = desired is not None and needs_ovs(desired)
         client = self.ovs_client(start_ovs) if wants_ovs or desired is None else None
         if client is None:
@@ -71,6 +77,7 @@ class Session:
     def drivers(self, lab: str) -> dict[str, Driver]:
         kernel = KernelDriver(lab, self.host)
         drivers: dict[str, Driver] = {kind: kernel for kind in kernel.kinds}
+        drivers["vm"] = VmDriver(lab)
         if self.ovs is not None:
             ovs = OvsDriver(lab, self.ovs)
             drivers.update({kind: ovs for kind in ovs.kinds})

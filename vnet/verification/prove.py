@@ -8,7 +8,8 @@ answers, one that must not passes when no target address answers. Failures carry
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from vnet.reconcile.plan import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
 from vnet.topology.reach import Probe
+from vnet.verification.guests import ping_from_vms
 from vnet.verification.icmp import Echo, Ping, ping_all
 
 
@@ -61,9 +63,32 @@ class VerifyReport:
                 "summary": {"probes": len(self.outcomes), "failed": sum(not o.ok for o in self.outcomes)}}
 
 
-# Which node kinds vnet can send probes from, and how: a registry, extended by VM support.
-ProbeSource = Callable[[Lab, str], str]  # (lab, node) -> namespace to probe from
-PROBE_SOURCES: dict[str, ProbeSource] = {"netns": lambda lab, node: netns_name(lab.name, node)}
+# How probes are sent from each node kind: a registry. A runner gets (node, address) pairs and
+# answers an Echo for each.
+NodePing = tuple[str, str]
+KindPing = tuple[str, str, str]  # (kind, node, address)
+ProbeRunner = Callable[[Lab, Sequence[NodePing], float], dict[NodePing, Echo]]
+
+
+def _from_namespaces(lab: Lab, pings: Sequence[NodePing], timeout: float) -> dict[NodePing, Echo]:
+    by_ping = {(node, address): Ping(netns_name(lab.name, node), address) for node, address in pings}
+    echoes = ping_all(list(by_ping.values()), timeout=timeout)
+    return {key: echoes[ping] for key, ping in by_ping.items()}
+
+
+PROBE_RUNNERS: dict[str, ProbeRunner] = {"netns": _from_namespaces, "vm": ping_from_vms}
+
+
+def _send(lab: Lab, pings: Sequence[KindPing], timeout: float) -> dict[KindPing, Echo]:
+    """Send (kind, node, address) probes, each kind through its runner, all kinds at once."""
+    by_kind: dict[str, list[NodePing]] = {}
+    for kind, node, address in pings:
+        by_kind.setdefault(kind, []).append((node, address))
+    with ThreadPoolExecutor(max_workers=max(1, len(by_kind))) as pool:
+        answers = pool.map(lambda item: (item[0], PROBE_RUNNERS[item[0]](lab, item[1], timeout)),
+                           by_kind.items())
+        return {(kind, node, address): echo for kind, found in answers
+                for (node, address), echo in found.items()}
 
 
 def _hint(lab: Lab, probe: Probe, reached: bool) -> str:
@@ -88,28 +113,27 @@ RETRIES = 2  # extra rounds for probes that must reach (a datapath may still be 
 def prove(graph: LabGraph, host: KernelHost, timeout: float = 1.5) -> list[ProbeOutcome]:
     lab = graph.lab
     probes = graph.expectations()
-    pings: dict[tuple[int, str], Ping] = {}
+    pings: dict[tuple[int, str], KindPing] = {}
     skipped: dict[int, str] = {}
     for k, probe in enumerate(probes):
         kind = lab.topology.nodes[probe.source].kind
-        source = PROBE_SOURCES.get(kind)
-        if source is None:
-            skipped[k] = f"probing from a {kind} node is not supported yet"
+        if kind not in PROBE_RUNNERS:
+            skipped[k] = f"vnet cannot run probes inside a {kind} node (no agent there)"
             continue
         for address in probe.addresses:
-            pings[(k, str(address.ip))] = Ping(source(lab, probe.source), str(address.ip))
-    echoes = ping_all(list(pings.values()), timeout=timeout)
+            pings[(k, str(address.ip))] = (kind, probe.source, str(address.ip))
+    echoes = _send(lab, list(set(pings.values())), timeout)
     for _ in range(RETRIES):
         # Only unanswered probes that must reach are retried: an answer is never a fluke.
-        again = [p for (k, _a), p in pings.items() if probes[k].reach and not echoes[p].reached]
+        again = {p for (k, _a), p in pings.items() if probes[k].reach and not echoes[p].reached}
         if not again:
             break
-        echoes.update(ping_all(again, timeout=timeout))
+        echoes.update(_send(lab, list(again), timeout))
     return [_outcome(lab, k, probe, pings, echoes, skipped.get(k, "")) for k, probe in enumerate(probes)]
 
 
-def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], Ping],
-             echoes: dict[Ping, Echo], skipped: str) -> ProbeOutcome:
+def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], KindPing],
+             echoes: dict[KindPing, Echo], skipped: str) -> ProbeOutcome:
     if skipped:
         return ProbeOutcome(probe, False, None, None, skipped=skipped)
     answers = [(address, echoes[pings[(k, str(address.ip))]]) for address in probe.addresses]

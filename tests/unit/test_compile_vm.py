@@ -1,0 +1,102 @@
+"""VM nodes compile to Vm resources whose QEMU command line carries everything (no host needed)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from vnet.compile import HostFacts, VmFacts, compile_lab
+from vnet.errors import UnavailableError
+from vnet.reconcile.plan import Action, make_plan
+from vnet.resources import DesiredState, ObservedState, Tap, Vm
+from vnet.topology import Lab, load
+from vnet.vm import qemu
+
+FACTS = HostFacts(vm=VmFacts("/usr/bin/qemu-system-x86_64", kvm=False, vhost_net=True,
+                             tiny_kernel="/cache/k", tiny_initrd="/cache/i"))
+
+LAB = """
+name: vmc
+switches:
+  s1: {type: linux}
+nodes:
+  vm1: {kind: vm, memory: 96, vcpus: 2, routes: [{to: default, via: 198.18.0.254}], forwarding: true}
+  vm2: {kind: vm}
+links:
+  - {endpoints: [vm1:eth0, s1], ip: 198.18.0.1/24}
+  - {endpoints: [vm1:eth1, vm2:eth0], ip: [198.18.1.1/30, 198.18.1.2/30], mtu: 9000}
+"""
+
+
+def loads(text: str, tmp: Path) -> Lab:
+    path = tmp / f"lab{len(list(tmp.iterdir()))}.yaml"
+    path.write_text(text)
+    return load(str(path))
+
+
+def _vm(desired: DesiredState, node: str) -> Vm:
+    vm = desired.resources[("vm", node)]
+    assert isinstance(vm, Vm)
+    return vm
+
+
+def _option(argv: tuple[str, ...], name: str) -> list[str]:
+    return [value for option, value in itertools.pairwise(argv) if option == name]
+
+
+def test_vm_argv_has_taps_macs_memory_and_the_guest_config(tmp_path: Path) -> None:
+    lab = loads(LAB, tmp_path)
+    desired = compile_lab(lab, FACTS)
+    vm = _vm(desired, "vm1")
+    argv = vm.argv
+    assert argv[0] == "/usr/bin/qemu-system-x86_64"
+    assert _option(argv, "-name") == ["guest=vnet:vmc:vm1,process=vnet-vm1"]
+    assert _option(argv, "-m") == ["96"] and _option(argv, "-smp") == ["2"]
+    assert _option(argv, "-accel") == ["tcg"]
+    taps = [r for r in desired.resources.values() if isinstance(r, Tap)]
+    mine = sorted((t for t in taps if t.end.alias.startswith("vnet:vmc:vm1:")), key=lambda t: t.end.alias)
+    assert vm.depends_on() == tuple(t.key for t in mine)
+    netdevs = _option(argv, "-netdev")
+    assert [f"ifname={t.end.name}" in n and "vhost=on" in n for t, n in zip(mine, netdevs, strict=True)]
+    macs = {i.name: i.mac for i in lab.interfaces_of("vm1")}
+    devices = _option(argv, "-device")
+    assert all(any(f"mac={mac}" in d for d in devices) for mac in macs.values())
+    assert all(t.end.mac not in " ".join(devices) for t in mine), "the guest MAC is not the TAP's"
+    append = _option(argv, "-append")[0]
+    for expected in ("198.18.0.1/24", "198.18.1.1/30", "198.18.0.254", macs["eth0"]):
+        assert expected in append
+    assert qemu.tap_names(argv) == tuple(t.end.name for t in mine)
+    assert vm.ready_wait
+
+
+def test_changing_a_vm_restarts_it_and_nothing_else(tmp_path: Path) -> None:
+    before = compile_lab(loads(LAB, tmp_path), FACTS)
+    after = compile_lab(loads(LAB.replace("memory: 96", "memory: 128"), tmp_path), FACTS)
+    observed = ObservedState("vmc", dict(before.resources), {}, {})
+    changes = make_plan(after, observed).changes
+    restart = [(Action.DELETE, ("vm", "vm1")), (Action.CREATE, ("vm", "vm1"))]
+    assert [(c.action, c.key) for c in changes] == restart
+    assert make_plan(before, observed).empty
+
+
+def test_recreating_a_tap_restarts_its_vm(tmp_path: Path) -> None:
+    desired = compile_lab(loads(LAB, tmp_path), FACTS)
+    observed = dict(desired.resources)
+    tap_key = _vm(desired, "vm2").taps[0]
+    tap = observed[tap_key]
+    assert isinstance(tap, Tap)
+    observed[tap_key] = Tap(tap.end, multi_queue=True)  # not changeable in place
+    changes = make_plan(desired, ObservedState("vmc", observed, {}, {})).changes
+    keys = [(c.action, c.key) for c in changes]
+    assert (Action.DELETE, ("vm", "vm2")) in keys and (Action.CREATE, ("vm", "vm2")) in keys
+    assert keys.index((Action.DELETE, ("vm", "vm2"))) < keys.index((Action.DELETE, tap_key))
+    assert keys.index((Action.CREATE, tap_key)) < keys.index((Action.CREATE, ("vm", "vm2")))
+
+
+def test_accel_kvm_refused_without_kvm(tmp_path: Path) -> None:
+    with pytest.raises(UnavailableError, match="KVM"):
+        compile_lab(loads(LAB.replace("vm2: {kind: vm}", "vm2: {kind: vm, accel: kvm}"), tmp_path), FACTS)
+    kvm = HostFacts(vm=VmFacts(kvm=True))
+    assert _option(_vm(compile_lab(loads(LAB, tmp_path), kvm), "vm2").argv, "-accel") == ["kvm"]

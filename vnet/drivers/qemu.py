@@ -1,0 +1,86 @@
+"""Apply Vm changes: start QEMU guests (all of a wave in parallel), stop them, restart them.
+
+A create starts the guest and, for images with vnet's agent (tiny), waits until the agent
+answers: apply returns with the guests' networks configured, ready to verify. A delete asks
+QEMU to quit over QMP and kills it by pid if it does not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vnet.errors import VnetError
+from vnet.reconcile.plan import Action, Change
+from vnet.resources import Vm
+from vnet.vm import qemu
+from vnet.vm.agent import GuestAgent
+
+BOOT_TIMEOUT = float(os.environ.get("VNET_VM_BOOT_TIMEOUT", "120"))
+
+
+def serial_tail(vm: Vm, lines: int = 5) -> str:
+    try:
+        text = qemu.vm_paths(vm.lab, vm.node).serial.read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return (" (serial console: " + " | ".join(tail) + ")") if tail else ""
+
+
+def wait_ready(vm: Vm, timeout: float = BOOT_TIMEOUT) -> str | None:
+    """None when the guest agent answers within `timeout`, else why not."""
+    try:
+        with GuestAgent(qemu.vm_paths(vm.lab, vm.node).agent) as agent:
+            agent.wait_ready(timeout)
+    except VnetError as error:
+        return f"the guest did not come up: {error.message}{serial_tail(vm)}"
+    return None
+
+
+def running(vm: Vm) -> qemu.RunningVm | None:
+    return next((r for r in qemu.running_vms(vm.lab) if r.node == vm.node), None)
+
+
+@dataclass
+class VmDriver:
+    lab: str
+    kinds: tuple[str, ...] = ("vm",)
+
+    def execute(self, changes: Sequence[Change]) -> list[str | None]:
+        results: dict[int, str | None] = {}
+        stops = [(k, c) for k, c in enumerate(changes) if c.action is not Action.CREATE]
+        starts = [(k, c) for k, c in enumerate(changes) if c.action is not Action.DELETE]
+        with ThreadPoolExecutor(max_workers=max(1, len(changes))) as pool:
+            for (k, _), error in zip(stops, pool.map(self._stop, [c for _, c in stops]), strict=True):
+                results[k] = error
+            todo = [(k, c) for k, c in starts if results.get(k) is None]
+            for (k, _), error in zip(todo, self._start([c for _, c in todo], pool), strict=True):
+                results[k] = error
+        return [results.get(k) for k in range(len(changes))]
+
+    def _stop(self, change: Change) -> str | None:
+        vm = change.observed
+        assert isinstance(vm, Vm)
+        found = running(vm)
+        if found is not None:
+            qemu.stop(found)
+        qemu.remove_run_dir(vm.lab, vm.node)
+        return None
+
+    def _start(self, changes: list[Change], pool: ThreadPoolExecutor) -> list[str | None]:
+        vms = [c.desired for c in changes if isinstance(c.desired, Vm)]
+        for vm in vms:
+            qemu.prepare_run_dir(qemu.vm_paths(vm.lab, vm.node))
+        errors = qemu.start_all([vm.argv for vm in vms])
+        waits = [vm if vm.ready_wait and error is None else None
+                 for vm, error in zip(vms, errors, strict=True)]
+        late = list(pool.map(lambda vm: wait_ready(vm) if vm is not None else None, waits))
+        for vm, error in zip(vms, late, strict=True):
+            if error is not None:  # failed: do not leave a half-up guest behind
+                found = running(vm)
+                if found is not None:
+                    qemu.stop(found)
+        return [error or wait for error, wait in zip(errors, late, strict=True)]
