@@ -19,6 +19,7 @@ apt_packages=(
   # VMs of `image: tiny`: vnet builds their initramfs from Debian's cloud kernel (small, virtio
   # drivers as modules) and busybox-static.
   linux-image-cloud-amd64
+  qemu-guest-agent                   # tests/vm/test_qga.py: qemu-ga on the host stands in for a guest's agent
 )
 missing=()
 for package in "${apt_packages[@]}"; do

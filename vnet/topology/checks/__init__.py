@@ -11,9 +11,10 @@ from vnet.topology.addressing import mac_address
 from vnet.topology.checks.addresses import check_addresses
 from vnet.topology.checks.context import CheckContext
 from vnet.topology.checks.expect import check_expect
+from vnet.topology.checks.images import check_images
 from vnet.topology.checks.links import check_endpoints, check_vlans
 from vnet.topology.checks.naming import check_names
-from vnet.topology.checks.nodes import check_images, check_routes, check_sriov, check_unused
+from vnet.topology.checks.nodes import check_routes, check_sriov, check_unused
 from vnet.topology.checks.ports import check_ports
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.loader import Loaded
