@@ -19,6 +19,7 @@ HOST = ""  # the host's own network namespace, as a namespace name
 class Resource:
     kind: ClassVar[str] = ""
     MUTABLE: ClassVar[frozenset[str]] = frozenset()
+    RECREATE: ClassVar[str] = "recreate"  # what plan calls a delete + create of this kind
 
     @property
     def key(self) -> ResourceKey:
@@ -285,12 +286,16 @@ class Vm(Resource):
     `pid` is what observe found (0 on the desired side) and takes no part in the diff."""
 
     kind: ClassVar[str] = "vm"
+    RECREATE: ClassVar[str] = "restart"
     lab: str
     node: str
     argv: tuple[str, ...]
     taps: tuple[ResourceKey, ...] = ()
     ready_wait: bool = True  # apply waits until the guest agent answers (the tiny image)
     seed: tuple[tuple[str, str], ...] = ()  # cloud-init seed files (name, text) for disk images
+    # Its QMP (and agent) sockets exist: without them vnet cannot stop it gracefully, probe from
+    # it or exec in it (e.g. the run directory was removed by hand), so it is restarted.
+    reachable: bool = True
     pid: int = field(default=0, compare=False)
 
     @property
@@ -302,7 +307,7 @@ class Vm(Resource):
 
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, Vm)
-        return frozenset({"argv"}) if self.argv != other.argv else frozenset()
+        return frozenset(f for f in ("argv", "reachable") if getattr(self, f) != getattr(other, f))
 
 
 @dataclass(frozen=True)

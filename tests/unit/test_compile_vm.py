@@ -100,3 +100,31 @@ def test_accel_kvm_refused_without_kvm(tmp_path: Path) -> None:
         compile_lab(loads(LAB.replace("vm2: {kind: vm}", "vm2: {kind: vm, accel: kvm}"), tmp_path), FACTS)
     kvm = HostFacts(vm=VmFacts(kvm=True))
     assert _option(_vm(compile_lab(loads(LAB, tmp_path), kvm), "vm2").argv, "-accel") == ["kvm"]
+
+
+def test_disk_image_gets_a_snapshot_drive_a_seed_and_qemu_guest_agent(tmp_path: Path) -> None:
+    (tmp_path / "img.qcow2").write_bytes(b"QFI\xfb" + bytes(100))
+    lab = loads(LAB.replace("vm2: {kind: vm}", "vm2: {kind: vm, image: {disk: img.qcow2}}"), tmp_path)
+    vm = _vm(compile_lab(lab, FACTS), "vm2")
+    drives = _option(vm.argv, "-drive")
+    disk = next(d for d in drives if "img.qcow2" in d)
+    assert "format=qcow2" in disk and "snapshot=on" in disk
+    seed = next(d for d in drives if "id=vnet-seed" in d)
+    assert "readonly=on" in seed and "format=raw" in seed
+    assert dict(vm.seed).keys() == {"meta-data", "user-data", "network-config"}
+    assert "198.18.1.2/30" in dict(vm.seed)["network-config"]
+    assert any("org.qemu.guest_agent.0" in d for d in _option(vm.argv, "-device"))
+    assert not vm.ready_wait, "apply does not wait for a disk image's boot"
+    changed = loads(LAB.replace("vm2: {kind: vm}", "vm2: {kind: vm, image: {disk: img.qcow2}}")
+                    .replace("[198.18.1.1/30, 198.18.1.2/30]", "[198.18.1.2/30, 198.18.1.1/30]"), tmp_path)
+    assert _vm(compile_lab(changed, FACTS), "vm2").argv != vm.argv, "a new seed is a new command line"
+
+
+def test_kernel_image_appends_vnet_parameters_after_the_users(tmp_path: Path) -> None:
+    (tmp_path / "bzImage").write_bytes(b"kernel")
+    image = "{kernel: bzImage, append: console=ttyS0 quiet}"
+    lab = loads(LAB.replace("vm2: {kind: vm}", f"vm2: {{kind: vm, image: {image}}}"), tmp_path)
+    argv = _vm(compile_lab(lab, FACTS), "vm2").argv
+    assert _option(argv, "-kernel") == [str(tmp_path / "bzImage")]
+    append = _option(argv, "-append")[0]
+    assert append.startswith("console=ttyS0 quiet ") and "vnet.addr=eth0,198.18.1.2/30" in append

@@ -7,14 +7,20 @@ command line for the tiny image and in a cloud-init seed for disk images.
 
 from __future__ import annotations
 
-from vnet.compile.base import Builder, UnsupportedError, VmFacts
+from dataclasses import replace
+
+from vnet.compile.base import Builder, VmFacts
 from vnet.compile.kernel import tap_name
 from vnet.resources import Vm
-from vnet.topology.model import KernelImage, VmNode
+from vnet.topology.model import VmNode
 from vnet.vm import qemu
 from vnet.vm.agent import agent_qemu_args
+from vnet.vm.cloudinit import instance_id, seed_config, seed_drive_args, seed_files
 from vnet.vm.images import resolve_image
+from vnet.vm.qga import qga_qemu_args
 from vnet.vm.tiny import GuestConfig, GuestNic, kernel_cmdline
+
+Seed = tuple[tuple[str, str], ...]
 
 
 def guest_config(out: Builder, name: str) -> GuestConfig:
@@ -33,20 +39,22 @@ def guest_config(out: Builder, name: str) -> GuestConfig:
         routes=tuple(routes), forwarding=node.forwarding)
 
 
-def _boot(out: Builder, name: str, facts: VmFacts, config: GuestConfig) -> tuple[tuple[str, ...], bool]:
-    """(boot arguments, whether vnet's agent runs in the guest)."""
+def _boot(out: Builder, name: str, facts: VmFacts) -> tuple[tuple[str, ...], Seed]:
+    """The boot arguments, and the cloud-init seed files (disk images only)."""
     node = out.lab.topology.nodes[name]
     assert isinstance(node, VmNode)
+    config = kernel_cmdline(guest_config(out, name))
     if node.image == "tiny":
         # Without host facts (compiling offline) the tiny image's cache paths are unknown.
         kernel, initrd = facts.tiny_kernel or "<tiny>/vmlinuz", facts.tiny_initrd or "<tiny>/initrd.img"
-        return ("-kernel", kernel, "-initrd", initrd, "-append", kernel_cmdline(config)), True
-    if isinstance(node.image, KernelImage):
-        image = resolve_image(out.lab, name)
-        append = " ".join(p for p in (image.append, kernel_cmdline(config)) if p)
-        initrd_args = ("-initrd", str(image.initrd)) if image.initrd else ()
-        return ("-kernel", str(image.kernel), *initrd_args, "-append", append), False
-    raise UnsupportedError(f"node {name}: disk images are not supported yet", "use image: tiny")
+        return ("-kernel", kernel, "-initrd", initrd, "-append", config), ()
+    image = resolve_image(out.lab, name)
+    if image.kind == "kernel":
+        # vnet's guest parameters follow the user's: an init that knows them can use them.
+        return tuple(replace(image, append=" ".join(p for p in (image.append, config) if p)).qemu_args()), ()
+    seed = seed_files(seed_config(out.lab, name))
+    path = qemu.vm_paths(out.lab.name, name).dir / f"seed-{instance_id(seed_config(out.lab, name))}.iso"
+    return (*image.qemu_args(), *seed_drive_args(str(path))), tuple(sorted(seed.items()))
 
 
 def vm_node(out: Builder, name: str) -> None:
@@ -56,12 +64,13 @@ def vm_node(out: Builder, name: str) -> None:
     lab = out.lab.name
     accel, _ = qemu.choose_accel(node.accel, facts.kvm)
     interfaces = sorted(out.lab.interfaces_of(name), key=lambda i: i.name)
-    config = guest_config(out, name)
-    boot, agent = _boot(out, name, facts, config)
+    boot, seed = _boot(out, name, facts)
     paths = qemu.vm_paths(lab, name)
+    tiny = node.image == "tiny"  # vnet's own agent; other images: qemu-guest-agent
+    agent = agent_qemu_args(paths.agent) if tiny else qga_qemu_args(paths.qga)
     machine = qemu.Machine(
         lab, name, node.memory, node.vcpus, accel,
         tuple(qemu.Nic(tap_name(lab, name, i.name), i.mac) for i in interfaces),
-        boot, tuple(agent_qemu_args(paths.agent)) if agent else (), facts.vhost_net)
+        boot, tuple(agent), facts.vhost_net)
     out.add(Vm(lab, name, qemu.qemu_argv(machine, facts.qemu),
-               tuple(("tap", tap_name(lab, name, i.name)) for i in interfaces), ready_wait=agent))
+               tuple(("tap", tap_name(lab, name, i.name)) for i in interfaces), ready_wait=tiny, seed=seed))

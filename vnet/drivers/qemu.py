@@ -7,7 +7,7 @@ QEMU to quit over QMP and kills it by pid if it does not.
 
 from __future__ import annotations
 
-import os
+import itertools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,8 +17,7 @@ from vnet.reconcile.plan import Action, Change
 from vnet.resources import Vm
 from vnet.vm import qemu
 from vnet.vm.agent import GuestAgent
-
-BOOT_TIMEOUT = float(os.environ.get("VNET_VM_BOOT_TIMEOUT", "120"))
+from vnet.vm.cloudinit import write_seed
 
 
 def serial_tail(vm: Vm, lines: int = 5) -> str:
@@ -30,7 +29,7 @@ def serial_tail(vm: Vm, lines: int = 5) -> str:
     return (" (serial console: " + " | ".join(tail) + ")") if tail else ""
 
 
-def wait_ready(vm: Vm, timeout: float = BOOT_TIMEOUT) -> str | None:
+def wait_ready(vm: Vm, timeout: float = qemu.BOOT_TIMEOUT) -> str | None:
     """None when the guest agent answers within `timeout`, else why not."""
     try:
         with GuestAgent(qemu.vm_paths(vm.lab, vm.node).agent) as agent:
@@ -38,6 +37,12 @@ def wait_ready(vm: Vm, timeout: float = BOOT_TIMEOUT) -> str | None:
     except VnetError as error:
         return f"the guest did not come up: {error.message}{serial_tail(vm)}"
     return None
+
+
+def seed_path(vm: Vm) -> str:
+    """Where the Vm's command line expects its cloud-init seed volume."""
+    drives = [v for o, v in itertools.pairwise(vm.argv) if o == "-drive" and "id=vnet-seed" in v]
+    return drives[0].split(",", 1)[0].removeprefix("file=")
 
 
 def running(vm: Vm) -> qemu.RunningVm | None:
@@ -74,6 +79,8 @@ class VmDriver:
         vms = [c.desired for c in changes if isinstance(c.desired, Vm)]
         for vm in vms:
             qemu.prepare_run_dir(qemu.vm_paths(vm.lab, vm.node))
+            if vm.seed:
+                write_seed(dict(vm.seed), seed_path(vm))
         errors = qemu.start_all([vm.argv for vm in vms])
         waits = [vm if vm.ready_wait and error is None else None
                  for vm, error in zip(vms, errors, strict=True)]

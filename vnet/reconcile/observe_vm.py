@@ -16,6 +16,8 @@ def observe_vms(lab: str, desired: DesiredState | None) -> dict[ResourceKey, Vm]
         want = desired.resources.get(("vm", running.node)) if desired is not None else None
         taps = tuple(("tap", name) for name in qemu.tap_names(running.argv))
         ready_wait = want.ready_wait if isinstance(want, Vm) else False
-        vm = Vm(lab, running.node, running.argv, taps, ready_wait, pid=running.pid)
+        paths = qemu.vm_paths(lab, running.node)
+        reachable = paths.qmp.exists() and (not ready_wait or paths.agent.exists())
+        vm = Vm(lab, running.node, running.argv, taps, ready_wait, reachable=reachable, pid=running.pid)
         found[vm.key] = vm
     return found

@@ -108,8 +108,9 @@ def _compare(desired: Resource, observed: Resource) -> list[Change]:
     what = ", ".join(sorted(changed))
     if can_update(desired, changed):
         return [Change(Action.UPDATE, desired.key, desired, observed, f"differs: {what}")]
-    return [Change(Action.DELETE, desired.key, None, observed, f"recreate: {what}"),
-            Change(Action.CREATE, desired.key, desired, None, f"recreate: {what}")]
+    verb = desired.RECREATE
+    return [Change(Action.DELETE, desired.key, None, observed, f"{verb}: {what}"),
+            Change(Action.CREATE, desired.key, desired, None, f"{verb}: {what}")]
 
 
 def _cascade(changes: list[Change], desired: DesiredState, observed: ObservedState) -> list[Change]:

@@ -36,6 +36,8 @@ class GuestChannel(Protocol):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> None: ...
 
+    def wait_ready(self, timeout: float) -> None: ...
+
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> GuestResult: ...
 
 
@@ -64,6 +66,7 @@ def _probe_vm(lab: Lab, node: str, addresses: list[str], timeout: float) -> dict
     echoes = {(node, a): Echo(False, None) for a in addresses}
     try:
         with guest_agent(lab, node) as agent:
+            agent.wait_ready(qemu.BOOT_TIMEOUT)  # at once for a booted guest; a disk image may still boot
             result = agent.run(["sh", "-c", ping_script(addresses, timeout)], timeout + 30)
     except VnetError:
         return echoes  # an unreachable agent answers nothing; drift checks report the VM

@@ -32,6 +32,8 @@ from vnet.errors import UnavailableError
 RUN_ROOT = Path(os.environ.get("VNET_RUN_DIR", "/run/vnet"))
 QEMU = "qemu-system-x86_64"
 NAME_PREFIX = "guest=vnet:"
+# How long apply (tiny image) and verify (any image) wait for a guest's agent after its start.
+BOOT_TIMEOUT = float(os.environ.get("VNET_VM_BOOT_TIMEOUT", "120"))
 
 
 @dataclass(frozen=True)

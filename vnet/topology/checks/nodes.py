@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import netaddr
 
 from vnet.topology.addressing import AddressError, parse_ip, parse_subnet
 from vnet.topology.checks.context import CheckContext
-from vnet.topology.model import DiskImage, KernelImage, NetnsNode, PfSpec, VmNode
+from vnet.topology.model import NetnsNode, PfSpec, VmNode
 from vnet.topology.source import Path
 
 
@@ -56,29 +54,6 @@ def check_routes(ctx: CheckContext) -> None:
     for name, node in ctx.topology.nodes.items():
         if isinstance(node, NetnsNode | VmNode):
             _check_node_routes(ctx, name, node, connected.get(name, []))
-
-
-def _image_paths(node: VmNode) -> list[tuple[str, str]]:
-    image = node.image
-    if isinstance(image, KernelImage):
-        return [("kernel", image.kernel)] + ([("initrd", image.initrd)] if image.initrd else [])
-    if isinstance(image, DiskImage):
-        return [("disk", image.disk)]
-    return []
-
-
-def check_images(ctx: CheckContext) -> None:
-    """Image files are resolved relative to the topology file and must exist."""
-    base = os.path.dirname(ctx.loaded.file)  # as the file was named: stable in messages
-    for name, node in ctx.topology.nodes.items():
-        if not isinstance(node, VmNode):
-            continue
-        for attr, relative in _image_paths(node):
-            path = os.path.normpath(os.path.join(base, relative))
-            if not os.path.isfile(path):
-                ctx.report(("nodes", name, "image", attr), "image-missing",
-                           f"{attr} image `{relative}` does not exist (looked at {path})",
-                           "image paths are relative to the topology file; vnet downloads nothing")
 
 
 def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
