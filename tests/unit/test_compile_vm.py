@@ -128,3 +128,10 @@ def test_kernel_image_appends_vnet_parameters_after_the_users(tmp_path: Path) ->
     assert _option(argv, "-kernel") == [str(tmp_path / "bzImage")]
     append = _option(argv, "-append")[0]
     assert append.startswith("console=ttyS0 quiet ") and "vnet.addr=eth0,198.18.1.2/30" in append
+
+
+def test_guests_start_together_in_the_last_wave(tmp_path: Path) -> None:
+    desired = compile_lab(loads(LAB, tmp_path), FACTS)
+    waves = make_plan(desired, ObservedState("vmc", {}, {}, {})).waves
+    assert {c.key for c in waves[-1]} == {("vm", "vm1"), ("vm", "vm2")}
+    assert all(c.key[0] != "vm" for wave in waves[:-1] for c in wave)

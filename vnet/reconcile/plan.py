@@ -177,10 +177,17 @@ def _wave_order(change: Change) -> tuple[int, int, str]:
             -rank if change.action is Action.DELETE else rank, change.key[1])
 
 
+# Guests start last, all in one wave: their network is complete when they boot, and the
+# apply waits for their agents once (in parallel) instead of once per wave.
+GUEST_START = "guest-start"
+
+
 def _unit(change: Change, i: int) -> int | str:
-    """The scheduling unit of a change: itself, or its transactional group."""
+    """The scheduling unit of a change: itself, or its group."""
     if change.key[0] in TRANSACTIONAL:
         return "txn-delete" if change.action is Action.DELETE else "txn-apply"
+    if change.key[0] == "vm" and change.action is Action.CREATE:
+        return GUEST_START
     return i
 
 
@@ -190,6 +197,8 @@ def _generations(changes: list[Change]) -> list[list[int]]:
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(units)
     graph.add_edges_from((units[a], units[b]) for a, b in _order_edges(changes) if units[a] != units[b])
+    if GUEST_START in graph:
+        graph.add_edges_from((unit, GUEST_START) for unit in units if unit != GUEST_START)
     if not nx.is_directed_acyclic_graph(graph):  # cannot group: schedule change by change
         units = list(range(len(changes)))
         graph = nx.DiGraph()
