@@ -31,6 +31,7 @@ from vnet.resources import DesiredState, ObservedState, OvsBridge, Vm
 from vnet.topology.graph import build_graph
 from vnet.topology.lab import Lab
 from vnet.topology.model import VmNode
+from vnet.topology.names import LAB_NAME
 from vnet.verification.guests import guest_agent
 from vnet.verification.prove import VerifyReport, prove
 from vnet.verification.trace import Trace
@@ -182,7 +183,7 @@ def labs(ovsdb: str | None = None) -> list[str]:
         if client is not None:
             found |= {row.external_ids["vnet-lab"] for row in client.rows("Bridge")
                       if "vnet-lab" in row.external_ids}
-        return sorted(found)
+        return sorted(name for name in found if LAB_NAME.match(name))  # marks are anyone's text
 
 
 def status(lab: Lab | None = None, lab_name: str | None = None,

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 
-LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,11}$")
-NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}$")
-SWITCH_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*$")
-IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}$")
-VF_REF = re.compile(r"(?P<pf>[^/]+)/vf(?P<vf>[0-9]{1,4})$")
+# `\Z`, not `$`: `$` also matches before a trailing newline (`name: "lab\n"` would pass).
+LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,11}\Z")
+NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
+SWITCH_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*\Z")
+IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
+VF_REF = re.compile(r"(?P<pf>[^/]+)/vf(?P<vf>[0-9]{1,4})\Z")
 
 SRIOV_PREFIX = "sriov:"
 TUNNEL_KINDS = ("vxlan", "geneve")

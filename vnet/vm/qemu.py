@@ -28,6 +28,7 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 
 from vnet.errors import UnavailableError
+from vnet.topology.names import LAB_NAME, NODE_NAME
 
 RUN_ROOT = Path(os.environ.get("VNET_RUN_DIR", "/run/vnet"))
 QEMU = "qemu-system-x86_64"
@@ -169,8 +170,18 @@ def _mark(argv: Sequence[str]) -> tuple[str, str] | None:
     for option, value in itertools.pairwise(argv):
         if option == "-name" and value.startswith(NAME_PREFIX):
             lab, _, node = value.split(",", 1)[0].removeprefix(NAME_PREFIX).partition(":")
-            return (lab, node) if lab and node else None
+            # Anyone can start a process with this argument: only well-formed names, never a
+            # path (`..`, `/`), since the run directory /run/vnet/<lab>/<node> is removed.
+            return (lab, node) if LAB_NAME.match(lab) and NODE_NAME.match(node) else None
     return None
+
+
+def _ours(pid: int) -> bool:
+    """Whether the process runs as this user (vnet's guests run as the vnet that started them)."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def running_vms(lab: str | None = None) -> list[RunningVm]:
@@ -181,7 +192,7 @@ def running_vms(lab: str | None = None) -> list[RunningVm]:
             continue
         argv = _cmdline(int(entry.name))
         mark = _mark(argv) if argv and "qemu" in os.path.basename(argv[0]) else None
-        if mark is not None and (lab is None or mark[0] == lab):
+        if mark is not None and (lab is None or mark[0] == lab) and _ours(int(entry.name)):
             found.append(RunningVm(int(entry.name), mark[0], mark[1], argv))
     return sorted(found, key=lambda vm: (vm.lab, vm.node))
 
