@@ -112,3 +112,17 @@ def test_observe(rig: Rig) -> None:
     assert state.pf.num_vfs == 2 and state.eswitch == "legacy"
     assert [vf.netdev for vf in state.vfs] == [f"{PF}v0", f"{PF}v1"]
     assert state.config(0) == ADMIN and state.config(7) is None
+
+
+def test_representor_found_by_switch_id_and_port_name(rig: Rig) -> None:
+    rig.host.ensure_pf(PF, 2, "switchdev")
+    root = rig.kernel.root
+    (root / f"class/net/{PF}/phys_switch_id").write_text("7cfe900300ab12cd\n")
+    for name, port, switch in (("eth5", "pf0vf1", "7cfe900300ab12cd"), ("eth4", "pf0vf0", "7cfe900300ab12cd"),
+                               ("eth9", "pf0vf0", "0000000000000001")):  # another NIC's VF0 representor
+        (root / f"class/net/{name}").mkdir(parents=True)
+        (root / f"class/net/{name}/phys_port_name").write_text(port + "\n")
+        (root / f"class/net/{name}/phys_switch_id").write_text(switch + "\n")
+    assert rig.host.representor(PF, 0) == "eth4"
+    assert rig.host.representor(PF, 1) == "eth5"
+    assert rig.host.representor(PF, 2) is None

@@ -57,6 +57,10 @@ class SriovHost:
                              f"set num_vfs of {name} above {index} first")
         return found
 
+    def representor(self, name: str, index: int) -> str | None:
+        """The representor netdev of a VF (switchdev mode), to be added to an OVS bridge."""
+        return pfs.representor(self.sysfs, self.pf(name), index)
+
     def eswitch(self, pf: pfs.Pf) -> str | None:
         try:
             return self.devlink.eswitch_mode("pci", pf.address)

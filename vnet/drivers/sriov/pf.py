@@ -7,16 +7,20 @@ device; a VF has `driver`, `iommu_group` and, bound to a network driver, `net/<n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from vnet.drivers.sriov.errors import PfMissing, SriovTimeout, SriovUnsupported, TooManyVfs, VfBusy
 from vnet.drivers.sriov.sysfs import Clock, Sysfs, SystemClock
+from vnet.errors import VnetError
 
 VF_WAIT = 10.0  # seconds for the VFs (and their netdevs) to appear after num_vfs is written
 POLL = 0.1
 DRIVER_GRACE = 2.0  # seconds an unbound new VF may wait for udev to load and bind its driver
 IFF_UP = 0x1
 NO_NETDEV_DRIVERS = frozenset({"vfio-pci", "pci-stub"})  # bound VFs that have no netdev
+# phys_port_name of a VF representor (devlink port flavour pci_vf): pf<N>vf<M>, c<C>pf<N>vf<M>
+REPRESENTOR_PORT = re.compile(r"^(?:c\d+)?pf\d+vf(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,28 @@ def list_vfs(sysfs: Sysfs, pf: Pf) -> tuple[Vf, ...]:
             if address is not None:
                 found.append(vf_at(sysfs, pf.name, int(entry[6:]), address))
     return tuple(sorted(found, key=lambda vf: vf.index))
+
+
+def _attribute(sysfs: Sysfs, relative: str) -> str | None:
+    """A netdev attribute that may not be supported (reading it answers EOPNOTSUPP)."""
+    try:
+        return sysfs.read(relative)
+    except VnetError:
+        return None
+
+
+def representor(sysfs: Sysfs, pf: Pf, index: int) -> str | None:
+    """The switchdev representor netdev of VF `index`: the netdev on the PF's switch
+    (same phys_switch_id) whose phys_port_name is pf<N>vf<index>; None if there is none."""
+    switch = _attribute(sysfs, f"class/net/{pf.name}/phys_switch_id")
+    if not switch:
+        return None
+    for netdev in sysfs.listdir("class/net"):
+        match = REPRESENTOR_PORT.match(_attribute(sysfs, f"class/net/{netdev}/phys_port_name") or "")
+        if match and int(match[1]) == index and \
+                _attribute(sysfs, f"class/net/{netdev}/phys_switch_id") == switch:
+            return netdev
+    return None
 
 
 def vf_usage(sysfs: Sysfs, vf: Vf) -> str | None:
