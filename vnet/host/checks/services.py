@@ -84,19 +84,20 @@ def hugepages(host: HostView) -> list[Result]:
                "echo 1024 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
 
 
-def _binary(host: HostView, name: str, binary: str, package: str) -> list[Result]:
+def _binary(host: HostView, name: str, binary: str, package: str, needed_for: str) -> list[Result]:
     path = host.which(binary)
     if path:
         return one(name, Status.PASS, f"{binary}: {path}")
-    return one(name, Status.WARN, f"{binary}: not on PATH; `kind: vm` nodes need it",
-               f"apt install {package}")
+    return one(name, Status.WARN, f"{binary}: not on PATH; {needed_for}", f"apt install {package}")
 
 
 @capability("qemu-system")
 def qemu_system(host: HostView) -> list[Result]:
-    return _binary(host, "qemu-system", "qemu-system-x86_64", "qemu-system-x86")
+    return _binary(host, "qemu-system", "qemu-system-x86_64", "qemu-system-x86", "`kind: vm` nodes need it")
 
 
 @capability("qemu-img")
 def qemu_img(host: HostView) -> list[Result]:
-    return _binary(host, "qemu-img", "qemu-img", "qemu-utils")
+    # vnet attaches disks with snapshot=on and never needs it; users convert images with it.
+    return _binary(host, "qemu-img", "qemu-img", "qemu-utils",
+                   "vnet does not need it; it converts images to qcow2/raw for `image: {disk}`")
