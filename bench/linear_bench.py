@@ -57,6 +57,7 @@ from vnet import api
 from vnet.drivers import netns
 from vnet.drivers.host import KernelHost
 from vnet.drivers.netlink import NetlinkSocket, wire
+from vnet.reconcile.destroy import reapers_running
 from vnet.reconcile.observe import lab_prefix
 from vnet.resources import HOST
 
@@ -231,7 +232,7 @@ def vnet_cycle(run: Run, path: Path, n: int, timings: dict[str, list[float]]) ->
     """API: apply, no-op plan, no-op apply, destroy (each after a quiet kernel)."""
     settle(run)
     t0 = time.perf_counter()
-    lab = vnet.load(path)
+    lab = vnet.load(str(path))
     run.labs.add(lab.name)
     t1 = time.perf_counter()
     report = api.apply(lab)
@@ -242,10 +243,10 @@ def vnet_cycle(run: Run, path: Path, n: int, timings: dict[str, list[float]]) ->
         raise SystemExit(f"vnet apply made {len(report.plan.changes)} changes, expected {5 * n - 1}")
     settle(run)
     t0 = time.perf_counter()
-    plan = api.plan(vnet.load(path))
+    plan = api.plan(vnet.load(str(path)))
     timings["plan"].append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    again = api.apply(vnet.load(path))
+    again = api.apply(vnet.load(str(path)))
     timings["noop apply"].append(time.perf_counter() - t0)
     if not plan.empty or not again.plan.empty:
         raise SystemExit(f"no-op plan/apply is not empty: {plan.counts()} / {again.plan.counts()}")
@@ -253,9 +254,25 @@ def vnet_cycle(run: Run, path: Path, n: int, timings: dict[str, list[float]]) ->
     t0 = time.perf_counter()
     gone = api.destroy(lab.name)
     timings["destroy"].append(time.perf_counter() - t0)
+    timings["destroy reaped"].append(until_reaped(lab.name) - t0)
     run.labs.discard(lab.name)
     if gone.namespaces != n:  # (its device count is racy: namespaces take veth host ends along)
         raise SystemExit(f"vnet destroy removed {gone.namespaces} namespaces, expected {n}")
+
+
+def until_reaped(lab: str, limit: float = 60.0) -> float:
+    """perf_counter() when the bridges destroy retired (alias vnet-reap:<lab>:) are gone from the
+    kernel and the lab's reaper has exited: when the teardown is really complete."""
+    mark = f"vnet-reap:{lab}:"
+    deadline = time.perf_counter() + limit
+    with KernelHost() as host:
+        while time.perf_counter() < deadline:
+            host.invalidate()
+            left = any((link.alias or "").startswith(mark) for link in host.links(HOST).values())
+            if not left and lab not in reapers_running():
+                break
+            time.sleep(0.005)
+    return time.perf_counter()
 
 
 def cli(*argv: str) -> float:
@@ -274,12 +291,14 @@ def vnet_cli_cycle(run: Run, path: Path, lab: str, timings: dict[str, list[float
     settle(run)
     timings["cli plan"].append(cli("plan", str(path)))
     settle(run)
+    t0 = time.perf_counter()
     timings["cli destroy"].append(cli("destroy", "--lab", lab))
+    timings["cli destroy reaped"].append(until_reaped(lab) - t0)
     run.labs.discard(lab)
 
 
 def vnet_verify(run: Run, path: Path) -> tuple[float, int, bool]:
-    lab = vnet.load(path)
+    lab = vnet.load(str(path))
     run.labs.add(lab.name)
     api.apply(lab)
     settle(run)
@@ -360,7 +379,7 @@ def cleanup_mininet(run: Run) -> list[str]:
 def one_by_one(run: Run, path: Path) -> tuple[float, int]:
     """Build the lab with vnet, then delete its host devices one RTM_DELLINK each, then its
     namespaces (what a tool without batch deletion does); returns time and device count."""
-    lab = vnet.load(path)
+    lab = vnet.load(str(path))
     run.labs.add(lab.name)
     api.apply(lab)
     with KernelHost() as host:
@@ -397,15 +416,15 @@ def big(run: Run, path: Path, with_floor: bool) -> dict[str, float]:
         step("floor build", floor_build(run, 1000)["build"])
         settle(run, 600)
         step("floor teardown", floor_teardown(run, 1000))
-    lab = vnet.load(path)
+    lab = vnet.load(str(path))
     run.labs.add(lab.name)
     settle(run, 600)
     t0 = time.perf_counter()
-    api.apply(vnet.load(path))
+    api.apply(vnet.load(str(path)))
     step("apply", time.perf_counter() - t0)
     settle(run, 600)
     t0 = time.perf_counter()
-    plan = api.plan(vnet.load(path))
+    plan = api.plan(vnet.load(str(path)))
     step("plan", time.perf_counter() - t0)
     if not plan.empty:
         raise SystemExit(f"N=1000: no-op plan is not empty: {plan.counts()}")
@@ -506,8 +525,8 @@ def measure(run: Run, args: argparse.Namespace) -> int:
     big_path.write_text(topology_yaml(big_lab, 1000))
     out = Results(n, args.repeat, os.getloadavg()[0],
                   {k: [] for k in ("build", "host batch", "namespace batch", "teardown")},
-                  {k: [] for k in ("load", "apply", "plan", "noop apply", "destroy",
-                                   "cli apply", "cli plan", "cli destroy")})
+                  {k: [] for k in ("load", "apply", "plan", "noop apply", "destroy", "destroy reaped",
+                                   "cli apply", "cli plan", "cli destroy", "cli destroy reaped")})
     print(f"linear,{n}: {n} namespaces, {n} bridges, {2 * n - 1} veth pairs ({4 * n - 2} host devices), "
           f"{n} addresses; run {run.ident}, {args.repeat} repetitions; load average {out.load_start:.2f}",
           flush=True)
@@ -553,6 +572,7 @@ def report(out: Results) -> list[str]:
     floor, t = out.floor, out.vnet
     fb, ft, hb = med(floor["build"]), med(floor["teardown"]), med(floor["host batch"])
     ap, de, cap, cde = med(t["apply"]), med(t["destroy"]), med(t["cli apply"]), med(t["cli destroy"])
+    der, cder = med(t["destroy reaped"]), med(t["cli destroy reaped"])
     one_s, one_count = out.one_by_one
     verify_s, probes, verify_ok = out.verify
     rows = [
@@ -568,10 +588,16 @@ def report(out: Results) -> list[str]:
         Row("vnet plan, no-op (API)", t["plan"], "", "< 0.5 s", med(t["plan"]) < 0.5),
         Row("vnet apply, no-op (API)", t["noop apply"], "", "< 0.5 s", med(t["noop apply"]) < 0.5),
         Row("vnet plan, no-op (CLI)", t["cli plan"]),
-        Row("vnet destroy (API)", t["destroy"], f"{ratio(de, ft)} floor teardown"),
-        Row("vnet destroy (CLI)", t["cli destroy"], f"{ratio(cde, ft)} floor teardown"),
+        Row("vnet destroy (API), returned", t["destroy"], f"{ratio(de, ft)} floor teardown"),
+        Row("  until the reaper deleted its bridges", t["destroy reaped"],
+            f"{ratio(der, ft)} floor teardown"),
+        Row("vnet destroy (CLI), returned", t["cli destroy"], f"{ratio(cde, ft)} floor teardown"),
+        Row("  until the reaper deleted its bridges", t["cli destroy reaped"],
+            f"{ratio(cder, ft)} floor teardown"),
         Row("vnet apply+destroy (API)", pairwise_sum(t["apply"], t["destroy"]),
             f"{ratio(ap + de, fb + ft)} floor build+teardown"),
+        Row("  bridges deleted", pairwise_sum(t["apply"], t["destroy reaped"]),
+            f"{ratio(ap + der, fb + ft)} floor build+teardown"),
         Row("vnet apply+destroy (CLI)", pairwise_sum(t["cli apply"], t["cli destroy"]),
             f"{ratio(cap + cde, fb + ft)} floor build+teardown"),
         Row(f"one by one: {one_count} RTM_DELLINK + netns del", [one_s],
@@ -583,6 +609,7 @@ def report(out: Results) -> list[str]:
         said = f" (mn says {own:.1f})" if own is not None else ""
         rows += [Row(f"Mininet build+teardown{said}", [mn], f"{ratio(mn, ap + de)} vnet apply+destroy (API)",
                      ">= 8x", mn >= 8 * (ap + de)),
+                 Row("  vs vnet, bridges deleted", [mn], f"{ratio(mn, ap + der)} vnet apply+destroy (API)"),
                  Row("  Mininet, vs the vnet CLI", [mn], f"{ratio(mn, cap + cde)} vnet apply+destroy (CLI)",
                      ">= 8x", mn >= 8 * (cap + cde))]
     print_table(f"linear,{out.n}: median of {out.repeat} (verify, one by one, Mininet: 1 run); "

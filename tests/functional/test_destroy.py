@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from vnet import api
+from vnet.reconcile.destroy import reapers_running
 
 from .conftest import HandMade, Labs
-from .hostlib import differences, namespace_names, settle_to, snapshot, vnet
+from .hostlib import differences, ip_json, namespace_names, settle_to, snapshot, vnet, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -77,3 +78,40 @@ def test_destroy_spares_lookalikes(labs: Labs, hand: HandMade) -> None:
     assert decoy_ns in namespace_names()
     assert before.links[decoy_br]["ifalias"] == f"vnet-{lab.name}-decoy"
     assert int(Path(f"/sys/class/net/{decoy_br}/ifindex").read_text()) == index
+
+
+def _retired(lab: str) -> list[str]:
+    """Bridges destroy took out of `lab` that the kernel has not deleted yet."""
+    return [link["ifname"] for link in ip_json("link", "show")
+            if str(link.get("ifalias", "")).startswith(f"vnet-reap:{lab}:")]
+
+
+def test_destroy_frees_names_at_once_and_reaps_bridges(labs: Labs) -> None:
+    """Bridges are deleted in the background, but the lab's names, marks and group are free when
+    destroy returns: an apply can follow at once; the retired bridges go within seconds."""
+    lab = labs.new("des")
+    lab.write(FULL)
+    before = snapshot([lab])
+    api.apply(lab.load())
+    report = api.destroy(lab.name)
+    assert report.namespaces == 3
+    assert not differences(before, snapshot([lab]), run_dir=False)
+    assert api.status(lab_name=lab.name)[0]["objects"] == {}
+    again = api.apply(lab.load())  # same names while the first bridges may still be dying
+    assert again.plan.counts()["create"] == len(again.plan.changes) > 0
+    assert api.verify(lab.load()).ok
+    api.destroy(lab.name)
+    wait_for(lambda: not _retired(lab.name) and lab.name not in reapers_running(), 15,
+             "the background reaper to delete the retired bridges")
+    assert not settle_to(before, lambda: snapshot([lab]))
+
+
+def test_destroy_removes_bridges_a_dead_reaper_left(labs: Labs, hand: HandMade) -> None:
+    """A retired bridge whose reaper died is listed under its lab and removed by its destroy."""
+    lab = labs.new("des")
+    orphan = f"{lab.name}r"
+    hand.bridge(orphan, alias=f"vnet-reap:{lab.name}:{lab.bridge(1)}")
+    assert lab.name in api.labs()
+    api.destroy(lab.name)
+    wait_for(lambda: not _retired(lab.name), 15, "the reaper to delete the orphan")
+    assert orphan not in {link["ifname"] for link in ip_json("link", "show")}

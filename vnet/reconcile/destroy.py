@@ -1,27 +1,42 @@
 """destroy: remove everything a lab owns, fast, with or without its topology file.
 
 Namespaces go first: unmounting is instant and the kernel frees each namespace, its devices
-and the host ends of their veth pairs asynchronously. The lab's host devices (bridges, TAPs,
-veth host ends) then go in one RTM_DELLINK by device group, one kernel synchronisation for
-all of them, when every device of that group is the lab's; otherwise one batch of per-device
-deletes. Finally vnet waits (bounded) until nothing of the lab is left.
+and the host ends of their veth pairs asynchronously. Then the lab's Linux bridges are retired:
+deleting a bridge costs the kernel one RCU grace period (rcu_barrier() in br_multicast_dev_del,
+~16-20 ms each here, in any batch), so each is set down and renamed out of the lab in one batch
+(a `vd…` name, the alias `vnet-reap:<lab>:<old name>`, the default device group: ~1 ms each)
+and a background reaper process deletes them (vnet/drivers/netlink/reaper.py). The remaining
+host devices (TAPs, veth host ends) go in one RTM_DELLINK by device group when every device of
+that group is the lab's, otherwise in one batch of per-device deletes. Finally vnet waits
+(bounded) until nothing carries the lab's mark. When destroy returns, the lab's names, marks
+and group are free (an apply can follow at once); the retired bridges are down, portless and
+gone a moment later. A retired bridge whose reaper died is removed by the next destroy of
+its lab (and `labs_on_host` lists such a lab, so `vnet destroy --all` finds it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import sys
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from vnet.drivers import netns
 from vnet.drivers.host import KernelHost, lab_group
-from vnet.drivers.netlink import wire
+from vnet.drivers.netlink import reaper, wire
+from vnet.drivers.netlink.parse import LinkMsg
 from vnet.errors import VnetError
 from vnet.reconcile.lock import lab_dir
 from vnet.reconcile.observe import lab_prefix, observe
 from vnet.resources import HOST, ObservedState
 
 GONE_ERRNOS = frozenset({19, 2})  # ENODEV, ENOENT
+REAP_MARK = "vnet-reap:"  # ifalias of a retired bridge: vnet-reap:<lab>:<old name>
+REAPER = Path(reaper.__file__)
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,7 @@ class DestroyReport:
     devices: int
     seconds: float
     ovs_bridges: int = 0
+    reaping: int = 0  # retired bridges handed to the background reaper (included in devices)
 
 
 def _host_devices(host: KernelHost, lab: str) -> tuple[list[str], bool]:
@@ -87,6 +103,65 @@ def _lab_namespaces(host: KernelHost, lab: str) -> list[str]:
     return found
 
 
+def _dying_name(lab: str, link: LinkMsg) -> str:
+    """A retired bridge's name: `vd` + 12 hex digits, unique per lab, bridge and ifindex."""
+    digest = hashlib.blake2b(f"{lab}\0{link.name}\0{link.index}".encode(), digest_size=6).hexdigest()
+    return "vd" + digest
+
+
+def _retire_bridges(host: KernelHost, lab: str) -> list[str]:
+    """Take the lab's bridges out of the lab (down, renamed, re-marked, default group) in one
+    batch; returns the names to reap: these and earlier retired ones of the lab still present.
+    A bridge the kernel would not retire keeps its name and mark: it is deleted with the rest."""
+    host.invalidate(HOST)
+    prefix, leftover = lab_prefix(lab), f"{REAP_MARK}{lab}:"
+    bridges = [link for link in host.links(HOST).values()
+               if link.kind == "bridge" and link.alias and link.alias.startswith(prefix)]
+    names = [link.name for link in host.links(HOST).values() if (link.alias or "").startswith(leftover)]
+    messages = []
+    for link in bridges:
+        messages += [wire.new_link(index=link.index, up=False),
+                     wire.new_link(index=link.index, ifname=_dying_name(lab, link), group=0,
+                                   alias=f"{leftover}{link.name}")]
+    acks = host.socket(HOST).transact(messages) if messages else []
+    names += [_dying_name(lab, link) for i, link in enumerate(bridges) if acks[2 * i + 1].ok]
+    host.invalidate(HOST)
+    return names
+
+
+def _start_reaper(lab: str, names: list[str]) -> None:
+    """Delete `names` in a background process (its own session: it outlives a CLI command).
+
+    A thread waits for it, so that a long-lived caller keeps no zombie; when the caller exits
+    first, init adopts the reaper. Without a process (spawn refused) they are deleted here."""
+    if not names:
+        return
+    try:
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(REAPER), lab, *names],
+                             os.environ, setsid=True)
+    except OSError:
+        reaper.reap(names)
+        return
+    threading.Thread(target=os.waitpid, args=(pid, 0), name=f"vnet-reaper-{pid}", daemon=True).start()
+
+
+def reapers_running() -> set[str]:
+    """Labs whose bridges a reaper process is deleting right now (from /proc/*/cmdline)."""
+    labs: set[str] = set()
+    needle = str(REAPER).encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in argv and argv.index(needle) + 1 < len(argv):
+            labs.add(argv[argv.index(needle) + 1].decode(errors="replace"))
+    return labs
+
+
 def destroy_lab(lab: str, host: KernelHost) -> DestroyReport:
     """Remove every object carrying the lab's mark; raises VnetError if something stays."""
     started = time.monotonic()
@@ -94,22 +169,32 @@ def destroy_lab(lab: str, host: KernelHost) -> DestroyReport:
     for name in namespaces:
         host.forget(name)
     netns.delete(namespaces)
+    retired = _retire_bridges(host, lab)
     devices = _delete_devices(host, lab)
     left = _wait_until_gone(host, lab)
     if left.resources:
+        _start_reaper(lab, retired)
         names = ", ".join(sorted(r.describe() for r in left.resources.values())[:5])
         raise VnetError(f"lab {lab}: still present after destroy: {names}",
                         "run destroy again; if it persists, report it")
+    _start_reaper(lab, retired)
     shutil.rmtree(lab_dir(lab), ignore_errors=True)
-    return DestroyReport(lab, len(namespaces), devices, time.monotonic() - started)
+    return DestroyReport(lab, len(namespaces), devices + len(retired), time.monotonic() - started,
+                         reaping=len(retired))
 
 
 def labs_on_host(host: KernelHost) -> list[str]:
-    """Every lab that has at least one marked object on this host."""
+    """Every lab that has at least one marked object on this host (or retired bridges that no
+    reaper is deleting)."""
     found: set[str] = set()
+    retired: set[str] = set()
     for link in host.links(HOST).values():
         if link.alias and link.alias.startswith("vnet:"):
             found.add(link.alias.split(":")[1])
+        elif link.alias and link.alias.startswith(REAP_MARK):
+            retired.add(link.alias.split(":")[1])
+    if retired:  # retired bridges whose reaper died: destroy removes them
+        found |= retired - reapers_running()
     for name in netns.names():
         if not name.startswith("vnet-") or not netns.exists(name):
             continue

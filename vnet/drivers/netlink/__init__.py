@@ -26,7 +26,10 @@ Kernel behaviour this API is shaped by (measured on 6.18):
 - Bringing devices up is cheap, but their IPv6 autoconfiguration then keeps kworkers busy
   under the RTNL lock for a while, which slows whatever comes next.
 - `del_link_group` removes veths at ~0.2 ms each, but bridges still cost ~16 ms each inside
-  the kernel, group or not; deleting a namespace defers that work (asynchronously).
+  the kernel, group or not (rcu_barrier() in br_multicast_dev_del); deleting a namespace defers
+  that work (asynchronously), but a bridge cannot leave its namespace (netns_local). Renaming a
+  device costs one expedited RCU grace period (~1 ms). `reaper` deletes devices by name from a
+  background process (standard library only) for `vnet destroy`.
 - The operational state (`LinkMsg.oper_state`) follows IFF_UP asynchronously (linkwatch,
   up to ~1 s).
 """
