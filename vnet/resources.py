@@ -245,6 +245,9 @@ class OvsPort(Resource):
     policing_burst: int = 0  # kbit
     device_key: ResourceKey | None = None  # the kernel device this port carries
     link: int | None = None  # the topology link that makes it (desired side only; for trace)
+    # Observed False: an internal port whose device (moved into a namespace) is gone; only
+    # recreating the port makes ovs-vswitchd create a new one.
+    device_present: bool = True
 
     @property
     def key(self) -> ResourceKey:
@@ -257,6 +260,37 @@ class OvsPort(Resource):
         assert isinstance(other, OvsPort)
         return frozenset(f.name for f in fields(self) if f.name not in ("device_key", "link")
                          and getattr(self, f.name) != getattr(other, f.name))
+
+
+@dataclass(frozen=True)
+class OvsInternal(Resource):
+    """`attach: internal`: the device of OVS internal port `port`, moved into a node's namespace
+    and renamed to the node's interface (`end`). ovs-vswitchd creates it, named `port`, in the
+    host namespace when the port is added; vnet moves and configures it; deleting the port
+    deletes it wherever it is. Observed `moved=False`: the device is still (or again, after a
+    vswitchd restart) in the host namespace."""
+
+    kind: ClassVar[str] = "ovs-internal"
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"moved", *(f"end.{f}" for f in END_MUTABLE)})
+    end: DeviceEnd
+    port: str
+    moved: bool = True
+
+    @property
+    def key(self) -> ResourceKey:
+        return ("ovs-internal", f"{self.end.netns}/{self.end.name}")
+
+    def depends_on(self) -> tuple[ResourceKey, ...]:
+        return (("ovs-port", self.port), *self.end.deps())
+
+    def occupies(self) -> tuple[tuple[str, str], ...]:
+        return ((self.end.netns, self.end.name),)
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, OvsInternal)
+        changed = {"moved"} if self.moved != other.moved else set()
+        changed.update(f"end.{f}" for f in END_MUTABLE if getattr(self.end, f) != getattr(other.end, f))
+        return frozenset(changed)
 
 
 @dataclass(frozen=True)

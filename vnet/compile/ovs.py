@@ -2,13 +2,17 @@
 
 On a userspace (netdev) bridge, the end of a veth that is not on OVS computes its checksums in
 software (`tx_checksum=False`, see vnet/drivers/ethtool.py for why).
+
+`attach: internal`: an OVS internal port `vi…` (14 characters, like the other host names) whose
+device ovs-vswitchd creates in the host namespace; vnet moves it into the node's namespace under
+the node's interface name (OvsInternal). No veth: one device, and the port comes first.
 """
 
 from __future__ import annotations
 
-from vnet.compile.base import Builder, UnsupportedError, host_name, switch_link_id
+from vnet.compile.base import Builder, host_name, mark, netns_name, switch_link_id
 from vnet.compile.kernel import node_iface, switch_veth
-from vnet.resources import OvsBridge, OvsPort, ResourceKey
+from vnet.resources import DeviceEnd, OvsBridge, OvsInternal, OvsPort, ResourceKey
 from vnet.topology.lab import LinkInfo
 from vnet.topology.model import OvsSwitch
 from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
@@ -49,12 +53,24 @@ def _port(out: Builder, bridge: str, name: str, link: LinkInfo, device: Resource
                     rate, burst, device_key=device, link=link.index))
 
 
+def _internal(out: Builder, node: NodeEnd, switch: SwitchEnd, link: LinkInfo) -> None:
+    """The port, then its device moved into the netns node (the checks allow netns nodes only)."""
+    lab = out.lab.name
+    port = host_name("vi", lab, node.node, node.iface)
+    _port(out, switch.name, port, link, None, "internal")
+    end = DeviceEnd(netns_name(lab, node.node), node.iface, mark(lab, node.node, node.iface),
+                    out.lab.interfaces[(node.node, node.iface)].mac, link.spec.mtu)
+    moved = OvsInternal(end, port)
+    out.add(moved)
+    out.devices[(node.node, node.iface)] = (end.netns, end.name, moved.key)
+
+
 def node_to_ovs(out: Builder, link: LinkInfo) -> None:
-    if link.spec.attach == "internal":
-        raise UnsupportedError(f"`attach: internal` ({out.where(link)}) is not built by this version yet",
-                               "use the default `attach: veth`")
     node = next(e for e in link.ends if isinstance(e, NodeEnd))
     switch = next(e for e in link.ends if isinstance(e, SwitchEnd))
+    if link.spec.attach == "internal":
+        _internal(out, node, switch, link)
+        return
     userspace = _bridge(out, switch.name).datapath == "netdev"
     device, key = node_iface(out, node, link, None, False if userspace else None)
     _port(out, switch.name, device.name, link, key)

@@ -53,8 +53,10 @@ class KernelHost:
             if namespace == HOST:
                 sock = NetlinkSocket()
             else:
-                with netns.entered(namespace):
+                with netns.entered(namespace):  # one entry for both sockets: observe needs both
                     sock = NetlinkSocket()
+                    if namespace not in self._controls:
+                        self._controls[namespace] = ethtool.control_socket()
             self._sockets[namespace] = sock
         return sock
 

@@ -34,6 +34,7 @@ from vnet.resources import (
     DeviceEnd,
     LinuxBridge,
     Netns,
+    OvsInternal,
     Resource,
     Route,
     StrayDevice,
@@ -215,6 +216,34 @@ def _tap_create(work: _Work, i: int, want: Tap) -> None:
     _bridge_vlans(work, i, end, None)
 
 
+# --- OVS internal ports moved into a namespace (attach: internal) -------------------------------
+
+def _internal_move(work: _Work, i: int, want: OvsInternal, phase: int) -> None:
+    """Move the port's device (ovs-vswitchd made it in the host namespace, named after the port)
+    into the node's namespace under the interface's name, then configure it there."""
+    end = want.end
+    work.send(phase, HOST, i, lambda: wire.new_link(index=work.host.index(HOST, want.port), ifname=end.name,
+                                                    netns_fd=work.fd(end.netns)))
+    work.send(phase + 1, end.netns, i, _settings(work, end))
+
+
+def _internal_changed(work: _Work, i: int, change: Change) -> None:
+    want, have = change.desired, change.observed
+    assert isinstance(want, OvsInternal) and isinstance(have, OvsInternal)
+    if have.moved:
+        work.send(0, want.end.netns, i, _settings(work, want.end))
+        return
+    # Back in the host namespace (ovs-vswitchd restarted and made it anew): a stale device of the
+    # interface's name in the namespace (the old one, which no process serves any more) goes first.
+    work.send(0, want.end.netns, i, lambda: wire.del_link(ifname=want.end.name), GONE)
+    _internal_move(work, i, want, 1)
+
+
+def _internal_delete(work: _Work, i: int, have: OvsInternal) -> None:
+    if have.moved:  # else it is still ovs-vswitchd's device in the host: it goes with the port
+        _device_delete(work, i, have.end.netns, have.end.name)
+
+
 # --- addresses and routes ---------------------------------------------------------------------
 
 def _address(work: _Work, want: Address, encode: Callable[[int, str, int], bytes]) -> Builder:
@@ -289,6 +318,9 @@ HANDLERS: dict[tuple[str, Action], Handler] = {
     ("tap", Action.UPDATE): _tap_changed,
     ("tap", Action.DELETE): _on(Tap, lambda w, i, r: _device_delete(w, i, HOST, r.end.name)),
     ("stray", Action.DELETE): _on(StrayDevice, lambda w, i, r: _device_delete(w, i, r.netns, r.name)),
+    ("ovs-internal", Action.CREATE): _on(OvsInternal, lambda w, i, r: _internal_move(w, i, r, 0)),
+    ("ovs-internal", Action.UPDATE): _internal_changed,
+    ("ovs-internal", Action.DELETE): _on(OvsInternal, _internal_delete),
     ("address", Action.CREATE): _on(Address, _address_add),
     ("address", Action.DELETE): _on(Address, _address_delete),
     ("route", Action.CREATE): _on(Route, lambda w, i, r: _route_add(w, i, r, False)),
@@ -300,7 +332,7 @@ HANDLERS: dict[tuple[str, Action], Handler] = {
 class KernelDriver:
     """Executes kernel changes of a lab, batched per phase and namespace."""
 
-    kinds: tuple[str, ...] = ("netns", "bridge", "veth", "tap", "address", "route", "stray")
+    kinds: tuple[str, ...] = ("netns", "bridge", "veth", "tap", "address", "route", "stray", "ovs-internal")
 
     def __init__(self, lab: str, host: KernelHost) -> None:
         self.group = lab_group(lab)

@@ -1,6 +1,10 @@
-"""Open vSwitch through OVSDB (ovsdbapp): observe a lab's rows, apply its changes in one transaction.
+"""Open vSwitch through OVSDB: observe a lab's rows, apply its changes in one transaction (ovsdbapp).
 
-- One connection per run; the IDL keeps a replica of Open_vSwitch, Bridge, Port and Interface.
+- Reads (observe, status) go through `OvsdbReader` (vnet/drivers/ovsdb_rpc.py): one `transact`
+  of `select`s, parsed by the standard library's json. Writes go through ovsdbapp; its IDL
+  replica (Open_vSwitch, Bridge, Port, Interface) is started on the first write only, and
+  once observe has named the lab (`scope`), it replicates only that lab's rows (OVSDB monitor
+  conditions: external_ids vnet-lab, plus the bridges' own ports by name), not the whole host.
 - All changes of a wave go into one ovsdbapp command inside one transaction (check_error=True).
   The command inserts and edits rows directly: ovsdbapp's per-command lookups (add_port scans
   the Port table each time) made 500 ports cost ~1 s, the direct edit a fraction of that.
@@ -16,18 +20,22 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import command, connection, idlutils, transaction
+from ovs.db import idl as ovs_idl
+from ovsdbapp.backend.ovs_idl import command, connection, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from vnet.drivers.ovsdb_rpc import OvsdbReader, OvsdbRpcError, python
 from vnet.errors import UnavailableError, VnetError
 from vnet.reconcile.plan import Action, Change
 from vnet.resources import OvsBridge, OvsPort, Resource
 
+DATABASE = "Open_vSwitch"
 # Only the columns vnet reads or writes: the replica's first fetch and every update are parsed in
 # Python, and the rest (Interface statistics and status above all) is most of the data; with
 # 500 ports, registering whole tables made a no-op plan spend ~0.7 s more in the IDL.
@@ -43,38 +51,91 @@ TABLES = tuple(COLUMNS)
 LAB_KEY, RESOURCE_KEY = "vnet-lab", "vnet-key"
 
 
+def lab_clause(lab: str) -> list[Any]:
+    """The OVSDB condition "external_ids has vnet-lab=<lab>"."""
+    return ["external_ids", "includes", ["map", [[LAB_KEY, lab]]]]
+
+
+def monitor_conditions(lab: str, bridges: Iterable[str]) -> dict[str, list[Any]]:
+    """What the IDL replicates for one lab (clauses are ORed): its rows, and the bridges' own
+    ports and interfaces (named as the bridge, carrying no mark; they hold the bridge's MTU)."""
+    local = [["name", "==", name] for name in sorted(bridges)]
+    return {"Bridge": [lab_clause(lab)], "Port": [lab_clause(lab), *local],
+            "Interface": [lab_clause(lab), *local]}
+
+
 class OvsdbClient:
-    """A live replica of the OVS database at `remote`, and transactions on it."""
+    """The OVS database at `remote`: reads at once, the ovsdbapp connection on first write."""
 
     def __init__(self, remote: str, timeout: float = 30.0) -> None:
         self.remote = remote
         self.timeout = timeout
         try:
-            helper = idlutils.get_schema_helper(remote, "Open_vSwitch")
-        except Exception as exc:  # ovsdbapp raises bare Exception when nothing answers
+            self.reader = OvsdbReader(remote, timeout)
+        except OvsdbRpcError as exc:
             raise UnavailableError(f"no OVSDB answers at {remote}: {exc}",
                                    "start Open vSwitch (`vnet ovs start`), or point --ovsdb / "
                                    "VNET_OVSDB at a running ovsdb-server") from None
+        self._scope: dict[str, list[Any]] | None = None
+        self._connection: connection.Connection | None = None
+        self._api: Any = None
+
+    def scope(self, lab: str, bridges: Iterable[str]) -> None:
+        """Replicate only `lab`'s rows when the IDL starts (no effect once it has started)."""
+        self._scope = monitor_conditions(lab, bridges)
+
+    @property
+    def api(self) -> Any:
+        """The ovsdbapp backend; starts the IDL replica on first use."""
+        if self._api is None:
+            self._start()
+        return self._api
+
+    @property
+    def connection(self) -> connection.Connection:
+        if self._connection is None:
+            self._start()
+        assert self._connection is not None
+        return self._connection
+
+    def _start(self) -> None:
+        try:
+            helper = ovs_idl.SchemaHelper(None, self.reader.get_schema(DATABASE))
+        except OvsdbRpcError as exc:
+            raise UnavailableError(f"OVSDB at {self.remote}: {exc}") from None
         for table, columns in COLUMNS.items():
             helper.register_columns(table, list(columns))
-        self.connection = connection.Connection(connection.OvsdbIdl(remote, helper), timeout)
+        idl = connection.OvsdbIdl(self.remote, helper)
+        for table, condition in (self._scope or {}).items():
+            idl.cond_change(table, condition)  # before the first monitor request: its `where`
+        self._connection = connection.Connection(idl, self.timeout)
         # ovsdbapp keeps a backend's connection in a class attribute, and the first one set wins:
         # a second client in the same process would read through the first (stopped) connection
         # and queue its transactions on one no thread serves. Each client gets its own subclass.
         backend = type("VnetOvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
-        self.api = backend(self.connection)
+        self._api = backend(self._connection)
 
     @property
-    def lock(self) -> threading.Lock:
-        lock: threading.Lock = self.connection.lock
+    def lock(self) -> threading.RLock:
+        lock: threading.RLock = self.connection.lock
         return lock
 
+    def select(self, selects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Rows of each `select` ({"table", "where", "columns"}), in one read transaction."""
+        try:
+            return self.reader.select(DATABASE, selects)
+        except OvsdbRpcError as exc:
+            raise UnavailableError(f"OVSDB at {self.remote}: {exc}") from None
+
     def rows(self, table: str) -> list[Any]:
-        with self.lock:
-            return list(self.api.tables[table].rows.values())
+        """Every row of `table` (the columns vnet uses), as attribute namespaces of Python values."""
+        found = self.select([{"table": table, "columns": list(COLUMNS[table])}])[0]
+        return [types.SimpleNamespace(**{k: python(v) for k, v in row.items()}) for row in found]
 
     def close(self) -> None:
-        self.connection.stop()
+        self.reader.close()
+        if self._connection is not None:
+            self._connection.stop()
 
 
 def external_ids(lab: str, resource: Resource) -> dict[str, str]:
@@ -123,7 +184,7 @@ def _bridge_update(txn: Any, tables: Any, rows: _Rows, want: OvsBridge, lab: str
     bridge = rows.bridges[want.name]
     _set_bridge(bridge, want, lab)
     for port in bridge.ports:
-        if port.name == want.name:
+        if port is not None and port.name == want.name:
             port.interfaces[0].mtu_request = optional(want.mtu)
 
 
@@ -189,7 +250,8 @@ class _ApplyCommand(command.BaseCommand):  # type: ignore[misc]
     def run_idl(self, txn: Any) -> None:
         tables = self.api._tables
         bridges = {b.name: b for b in tables["Bridge"].rows.values()}
-        bridge_of_port = {p.name: b for b in bridges.values() for p in b.ports}
+        # A replica limited to one lab (monitor conditions) holds no rows for other ports: None.
+        bridge_of_port = {p.name: b for b in bridges.values() for p in b.ports if p is not None}
         ports = {p.name: p for p in tables["Port"].rows.values()}
         root = next(iter(tables["Open_vSwitch"].rows.values()))
         self.rows = _Rows(root, bridges, ports, bridge_of_port)

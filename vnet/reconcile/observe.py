@@ -9,7 +9,7 @@ lab's. Names the lab wants that something else holds are reported, never touched
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vnet.drivers import netns
 from vnet.drivers.host import KernelHost
@@ -23,6 +23,7 @@ from vnet.resources import (
     LinuxBridge,
     Netns,
     ObservedState,
+    OvsInternal,
     Resource,
     ResourceKey,
     Route,
@@ -32,6 +33,8 @@ from vnet.resources import (
 )
 
 KERNEL_ROUTE_PROTOCOLS = frozenset({2, 9, 16})  # kernel, router advertisement, dhcp
+# Kinds of an OVS internal port's device: a TAP (userspace datapath), `openvswitch` (kernel).
+INTERNAL_KINDS = frozenset({"tun", "openvswitch"})
 RTN_UNICAST = 1
 
 
@@ -58,6 +61,7 @@ class _Scan:
     port_vlans: dict[int, tuple[tuple[int, bool, bool], ...]] = field(default_factory=dict)
     # (ns, alias) of a veth end -> (its ifindex, its peer's ifindex): pairs ends no file names
     indexes: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
+    internal: dict[tuple[str, str], DeviceEnd] = field(default_factory=dict)  # (ns, name): OVS-made device
 
     def add(self, resource: Resource) -> None:
         self.resources[resource.key] = resource
@@ -95,6 +99,8 @@ def _device(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -
         tap = Tap(_end(scan, namespace, link, names), *_tap_access(link.name))
         scan.add(tap)
         scan.owner_key[(HOST, link.name)] = tap.key
+    elif link.kind in INTERNAL_KINDS and namespace != HOST:
+        scan.internal[(namespace, link.name)] = _end(scan, namespace, link, names)
     elif link.name != "lo":
         stray = StrayDevice(namespace, link.name, link.alias or "")
         scan.add(stray)
@@ -122,11 +128,11 @@ def _scan_namespace(scan: _Scan, name: str, wanted: set[str]) -> None:
         if name in wanted:
             scan.foreign_namespaces[name] = holder(mark)
         return
-    scan.add(Netns(name, mark, netns.read_sysctl(name, "net/ipv4/ip_forward") == "1"))
+    sock = scan.host.socket(name)
+    scan.add(Netns(name, mark, bool(sock.ipv4_forwarding())))
     names = {link.index: n for n, link in links.items()}
     for link in links.values():
         _device(scan, name, link, names)
-    sock = scan.host.socket(name)
     _addresses(scan, name, sock.addresses(), names)
     _routes(scan, name, sock.routes())
 
@@ -147,6 +153,30 @@ def _routes(scan: _Scan, namespace: str, routes: list[RouteMsg]) -> None:
         default = "0.0.0.0/0" if route.family == 2 else "::/0"
         destination = f"{route.dst}/{route.dst_len}" if route.dst else default
         scan.add(Route(namespace, destination, route.gateway or "", route.priority or None))
+
+
+def _match_internal(scan: _Scan, desired: DesiredState | None) -> None:
+    """Devices of OVS internal ports (attach: internal) where the desired ones say; others are
+    strays. A device named after its port in the host namespace was made by ovs-vswitchd and
+    not moved yet (or made again by a restarted vswitchd): observed as `moved=False`."""
+    host = scan.host.links(HOST)
+    for want in (desired.resources.values() if desired else ()):
+        if not isinstance(want, OvsInternal):
+            continue
+        end = scan.internal.pop((want.end.netns, want.end.name), None)
+        unmoved = host.get(want.port)
+        if unmoved is not None and unmoved.kind in INTERNAL_KINDS:
+            found = replace(want, moved=False)
+        elif end is not None:
+            found = OvsInternal(end, want.port)
+        else:
+            continue
+        scan.add(found)
+        scan.owner_key[(want.end.netns, want.end.name)] = found.key
+    for (namespace, name), end in scan.internal.items():
+        stray = StrayDevice(namespace, name, end.alias)
+        scan.add(stray)
+        scan.owner_key[(namespace, name)] = stray.key
 
 
 def _pair_veths(scan: _Scan, desired: DesiredState | None) -> None:
@@ -208,6 +238,7 @@ def observe(lab: str, desired: DesiredState | None, host: KernelHost) -> Observe
     for name in netns.names():
         if name.startswith(f"vnet-{lab}-") and os.path.ismount(os.path.join(netns.NETNS_RUN_DIR, name)):
             _scan_namespace(scan, name, wanted_namespaces)
+    _match_internal(scan, desired)
     _pair_veths(scan, desired)
     _fix_address_owners(scan)
     return ObservedState(lab, scan.resources, scan.foreign_names, scan.foreign_namespaces)

@@ -70,7 +70,7 @@ class Session:
                 self.notices.append(f"no OVSDB answers at {self.ovsdb}: OVS objects are shown as "
                                     "missing; apply starts Open vSwitch")
             return observed
-        resources, foreign = observe_ovs(lab, desired, client)
+        resources, foreign = observe_ovs(lab, desired, client, observed)
         return ObservedState(lab, {**observed.resources, **resources},
                              {**observed.foreign_names, **foreign}, observed.foreign_namespaces)
 

@@ -63,6 +63,13 @@ RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
+RTM_NEWNETCONF = 80
+RTM_GETNETCONF = 82
+
+# Per-namespace IP settings (struct netconfmsg; linux/netconf.h).
+NETCONFA_IFINDEX = 1
+NETCONFA_FORWARDING = 2
+NETCONFA_IFINDEX_ALL = -1  # the `all` entry: net.ipv4.conf.all.* (ip_forward)
 
 # Link attributes (struct ifinfomsg).
 IFLA_ADDRESS = 1

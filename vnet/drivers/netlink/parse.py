@@ -293,3 +293,16 @@ def decode_route(payload: bytes) -> RouteMsg:
                     gateway=_ip(family, attrs.get(c.RTA_GATEWAY)), oif=_opt(attrs, c.RTA_OIF),
                     priority=_opt(attrs, c.RTA_PRIORITY) or 0,
                     table=_opt(attrs, c.RTA_TABLE) or table, protocol=protocol, scope=scope, type=kind)
+
+
+_NETCONF_ATTRS = frozenset((c.NETCONFA_IFINDEX, c.NETCONFA_FORWARDING))
+
+
+def decode_netconf(payload: bytes) -> tuple[int, bool | None]:
+    """An RTM_NEWNETCONF payload: (ifindex, forwarding); ifindex -1 is the `all` entry."""
+    _need(payload, 4, "netconfmsg")
+    attrs = parse_attrs(payload, 4, _NETCONF_ATTRS)
+    if c.NETCONFA_IFINDEX not in attrs:
+        raise WireError("netconf message without NETCONFA_IFINDEX")
+    forwarding = attrs.get(c.NETCONFA_FORWARDING)
+    return _i32(attrs[c.NETCONFA_IFINDEX]), None if forwarding is None else bool(_i32(forwarding))

@@ -333,6 +333,11 @@ def del_route(*, family: int | None = None, dst: str | None = None, dst_len: int
                   oif=oif, priority=priority, table=table)
 
 
+def dump_netconf(*, family: int = c.AF_INET) -> bytes:
+    """RTM_GETNETCONF dump: the namespace's per-device and `all` IP settings of one family."""
+    return message(c.RTM_GETNETCONF, c.NLM_F_REQUEST | c.NLM_F_DUMP, bytes((family, 0, 0, 0)))
+
+
 def dump_routes(*, family: int = c.AF_UNSPEC, table: int = c.RT_TABLE_MAIN) -> bytes:
     """RTM_GETROUTE dump of one table (filtered by the kernel under strict checking)."""
     head = RTMSG.pack(family, 0, 0, 0, table if table < 256 else c.RT_TABLE_UNSPEC, 0, 0, 0, 0)
