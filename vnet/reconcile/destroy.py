@@ -17,11 +17,14 @@ its lab (and `labs_on_host` lists such a lab, so `vnet destroy --all` finds it).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,15 +165,33 @@ def reapers_running() -> set[str]:
     return labs
 
 
+def _kill_points() -> Callable[[], None]:
+    """Test hook: VNET_TEST_FAULT=kill-destroy:K sends SIGKILL to this process at destroy's K-th
+    step boundary (0: the lab's VMs and OVS rows are gone, its kernel objects untouched yet)."""
+    mode, _, position = os.environ.get("VNET_TEST_FAULT", "").partition(":")
+    at = int(position) if mode == "kill-destroy" and position.isdigit() else -1
+    passed = itertools.count()
+
+    def point() -> None:
+        if next(passed) == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return point
+
+
 def destroy_lab(lab: str, host: KernelHost) -> DestroyReport:
     """Remove every object carrying the lab's mark; raises VnetError if something stays."""
     started = time.monotonic()
+    boundary = _kill_points()
+    boundary()
     namespaces = _lab_namespaces(host, lab)
     for name in namespaces:
         host.forget(name)
     netns.delete(namespaces)
+    boundary()
     retired = _retire_bridges(host, lab)
+    boundary()
     devices = _delete_devices(host, lab)
+    boundary()
     left = _wait_until_gone(host, lab)
     if left.resources:
         _start_reaper(lab, retired)
@@ -178,6 +199,7 @@ def destroy_lab(lab: str, host: KernelHost) -> DestroyReport:
         raise VnetError(f"lab {lab}: still present after destroy: {names}",
                         "run destroy again; if it persists, report it")
     _start_reaper(lab, retired)
+    boundary()
     shutil.rmtree(lab_dir(lab), ignore_errors=True)
     return DestroyReport(lab, len(namespaces), devices + len(retired), time.monotonic() - started,
                          reaping=len(retired))
