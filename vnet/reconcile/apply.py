@@ -108,7 +108,11 @@ def apply_plan(plan: Plan, drivers: dict[str, Driver],
     executor = Executor(drivers, progress)
     result = ApplyResult()
     for wave in plan.waves:
-        done, failure = executor.run_wave(wave)
+        try:
+            done, failure = executor.run_wave(wave)
+        except Exception:  # a bug in a driver (exit 70): still undo what this apply did
+            rollback(result.done, drivers)
+            raise
         result.done.extend(done)
         if failure is not None:
             change, reason = failure

@@ -203,6 +203,9 @@ class _Builder:
 
     def on_scalar(self, event: Any, mark: Mark) -> None:
         self.check_tag(event, mark)
+        if "\0" in event.value:  # ("\0" in a quoted string): no name, path or argument may hold one
+            raise self.fail(mark, "yaml-nul", "a NUL character (\\0) in a string",
+                            "remove it: no name, path or option of a topology can contain NUL")
         path = self.child_path(mark)
         if path is None:
             self.take_key(event, mark)
