@@ -64,6 +64,10 @@ class OvsdbReader:
         self._send(json.dumps({"method": method, "params": params, "id": self._id}).encode(), deadline)
         while True:
             reply = self._message(deadline)
+            if reply.get("method") == "echo":  # the server's inactivity probe: answer it
+                self._send(json.dumps({"result": reply.get("params"), "id": reply.get("id")}).encode(),
+                           deadline)
+                continue
             if reply.get("id") != self._id or "method" in reply:
                 continue
             if reply.get("error") is not None:

@@ -139,9 +139,12 @@ def _start_reaper(lab: str, names: list[str]) -> None:
     first, init adopts the reaper. Without a process (spawn refused) they are deleted here."""
     if not names:
         return
+    # Standard streams on /dev/null: a caller reading ours (`subprocess.run(["vnet", "destroy"…],
+    # capture_output=True)`) would otherwise wait for the reaper to close them.
+    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
     try:
         pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", str(REAPER), lab, *names],
-                             os.environ, setsid=True)
+                             os.environ, setsid=True, file_actions=quiet)
     except OSError:
         reaper.reap(names)
         return
