@@ -177,6 +177,7 @@ def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> D
 
 def labs(ovsdb: str | None = None) -> list[str]:
     """Labs with objects on this host."""
+    netns.require_root()  # without root the namespaces' marks are unreadable: `destroy --all` found none
     with Session(ovsdb or default_ovsdb()) as session:
         found = set(labs_on_host(session.host)) | qemu.labs_with_vms()
         client = session.ovs_client(start=False)
