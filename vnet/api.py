@@ -22,6 +22,8 @@ from vnet.compile import HostFacts, VmFacts, compile_lab, netns_name
 from vnet.drivers import netns
 from vnet.errors import UnavailableError
 from vnet.host import features
+from vnet.reconcile import session as sessions
+from vnet.reconcile import sriov_steps
 from vnet.reconcile.apply import apply_plan
 from vnet.reconcile.destroy import DestroyReport, destroy_lab, labs_on_host
 from vnet.reconcile.lock import lab_dir, lab_lock
@@ -73,11 +75,13 @@ def _vm_facts(lab: Lab) -> VmFacts | None:
                    str(tiny.kernel) if tiny else "", str(tiny.initrd) if tiny else "")
 
 
-def desired_state(lab: Lab) -> DesiredState:
-    """Compile the lab for this host (probing what the compiler needs to know)."""
+def desired_state(lab: Lab, session: Session | None = None) -> DesiredState:
+    """Compile the lab for this host (probing what the compiler needs to know). A lab with an
+    `sriov` section is checked against its PFs here: what they cannot do stops it (exit 69)."""
     has_auto_ovs = any(getattr(s, "datapath", None) == "auto" for s in lab.topology.switches.values())
+    pfs, vfio_pci = sriov_steps.facts(lab, session.sriov if session else sessions.SRIOV_HOST_FACTORY)
     facts = HostFacts(ovs_kernel_datapath=has_auto_ovs and features.ovs_kernel_datapath(),
-                      vm=_vm_facts(lab))
+                      vm=_vm_facts(lab), sriov=pfs, vfio_pci=vfio_pci)
     desired = compile_lab(lab, facts)
     features.require(desired)
     return desired
@@ -85,7 +89,7 @@ def desired_state(lab: Lab) -> DesiredState:
 
 def _observe(lab: Lab, session: Session, start_ovs: bool) -> tuple[DesiredState, ObservedState]:
     netns.require_root()
-    desired = desired_state(lab)
+    desired = desired_state(lab, session)
     observed = session.observe(lab.name, desired, start_ovs)
     _check_collisions(observed)
     return desired, observed
@@ -103,7 +107,7 @@ def _notes(lab: Lab, desired: DesiredState, session: Session) -> tuple[str, ...]
     for name, node in sorted(lab.topology.nodes.items()):
         if isinstance(node, VmNode):
             notes.append(f"VM {name}: {qemu.choose_accel(node.accel, kvm)[1]}")
-    return tuple(notes)
+    return (*notes, *sriov_steps.notes(lab, desired))
 
 
 def desired_kvm(desired: DesiredState) -> bool:
@@ -169,9 +173,11 @@ def destroy(lab_name: str, *, wait: bool = False, ovsdb: str | None = None) -> D
     """Remove everything the lab owns on this host; needs no topology file."""
     netns.require_root()
     with lab_lock(lab_name, wait, remove=True), Session(ovsdb or default_ovsdb()) as session:
-        qemu.stop_lab(lab_name)  # guests first: they hold the lab's TAPs open
+        qemu.stop_lab(lab_name)  # guests first: they hold the lab's TAPs open (and VFs through vfio)
         bridges = _destroy_ovs(lab_name, session)
+        problems = sriov_steps.destroy_sriov(lab_name, session)  # VF netdevs leave the namespaces first
         report = destroy_lab(lab_name, session.host)
+        sriov_steps.raise_problems(lab_name, problems, session.sriov())
         return DestroyReport(report.lab, report.namespaces, report.devices, report.seconds, bridges)
 
 
@@ -179,7 +185,7 @@ def labs(ovsdb: str | None = None) -> list[str]:
     """Labs with objects on this host."""
     netns.require_root()  # without root the namespaces' marks are unreadable: `destroy --all` found none
     with Session(ovsdb or default_ovsdb()) as session:
-        found = set(labs_on_host(session.host)) | qemu.labs_with_vms()
+        found = set(labs_on_host(session.host)) | qemu.labs_with_vms() | set(session.sriov().state.labs())
         client = session.ovs_client(start=False)
         if client is not None:
             found |= {row.external_ids["vnet-lab"] for row in client.rows("Bridge")
@@ -195,7 +201,7 @@ def status(lab: Lab | None = None, lab_name: str | None = None,
     rows = []
     with Session(ovsdb or default_ovsdb()) as session:
         for name in names:
-            desired = desired_state(lab) if lab is not None else None
+            desired = desired_state(lab, session) if lab is not None else None
             observed = session.observe(name, desired)
             counts: dict[str, int] = {}
             for key in observed.resources:

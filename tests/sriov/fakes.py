@@ -10,7 +10,11 @@
 - FakePf is a fake rtnetlink PF (implements VfNetlink): it records every request and answers
   the VF info list like a real PF; it can delay or refuse MAC changes.
 - FakeDevlink records eswitch mode changes; FakeClock advances time only when slept on.
-Nothing here touches the real host.
+- FakePfs puts several FakePfs behind one rtnetlink (labs with more than one PF).
+- FakeLinks is a fake of the VF/representor netdev layer (vnet/drivers/sriov/links.py) over the
+  fake sysfs tree: renames move `class/net` entries, aliases go to their `ifalias` file.
+Nothing here touches the real host, except through `NetdevHooks` a test passes in (see
+tests/sriov/standins.py: real TAP devices standing in for VF netdevs).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import os
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from vnet.drivers.sriov.errors import SriovUnsupported, kernel_error
+from vnet.drivers.sriov.links import Netdev
 from vnet.drivers.sriov.netlink import LINK_STATE_NAMES, VfConfig, VfRequest
 from vnet.drivers.sriov.sysfs import Sysfs
 
@@ -50,6 +56,17 @@ class FakePfSpec:
     netdev_delay: int  # clock ticks before a new VF's netdev appears
 
 
+class NetdevHooks(Protocol):
+    """What happens on the real host when the fake kernel makes or removes a VF netdev."""
+
+    def added(self, netdev: str) -> None: ...
+
+    def removed(self, netdev: str) -> None: ...
+
+    def visible(self, netdev: str) -> bool:
+        """Whether the netdev is in the host's namespace (sysfs lists only those)."""
+
+
 @dataclass
 class FakeKernel:
     root: Path
@@ -57,6 +74,7 @@ class FakeKernel:
     pfs: dict[str, FakePfSpec] = field(default_factory=dict)
     pending: list[tuple[str, str, int]] = field(default_factory=list)  # (VF address, netdev, ticks)
     next_group: int = 100
+    hooks: NetdevHooks | None = None  # VF netdevs only
 
     # --- building the tree -----------------------------------------------------------------------
 
@@ -89,12 +107,22 @@ class FakeKernel:
         put(directory / "flags", "0x1003\n" if up else "0x1002\n")
         os.symlink(f"../../../{address}", directory / "device")  # as the kernel writes it
         link(self.root / f"class/net/{netdev}", directory)
+        if self.hooks is not None and address not in self.pfs:
+            self.hooks.added(netdev)
 
     def remove_netdevs(self, address: str) -> None:
         net = self.device_dir(address) / "net"
         for netdev in os.listdir(net) if net.is_dir() else []:
             os.unlink(self.root / f"class/net/{netdev}")
+            if self.hooks is not None and address not in self.pfs:
+                self.hooks.removed(netdev)
         shutil.rmtree(net, ignore_errors=True)
+
+    def add_representor(self, pf: str, index: int, name: str, switch_id: str = "7cfe900300ab12cd") -> None:
+        """A switchdev VF representor netdev (phys_switch_id and phys_port_name pf0vf<index>)."""
+        put(self.root / f"class/net/{pf}/phys_switch_id", switch_id + "\n")
+        put(self.root / f"class/net/{name}/phys_port_name", f"pf0vf{index}\n")
+        put(self.root / f"class/net/{name}/phys_switch_id", switch_id + "\n")
 
     def add_pf(self, name: str = "enp3s0f0", address: str = "0000:03:00.0", driver: str = "ixgbe",
                total_vfs: int | None = 8, vf_driver: str | None = "ixgbevf", iommu: bool = True,
@@ -104,9 +132,9 @@ class FakeKernel:
             put(device / "sriov_totalvfs", f"{total_vfs}\n")
             put(device / "sriov_numvfs", "0\n")
             put(device / "sriov_drivers_autoprobe", "1\n")
-        self.add_netdev(address, name, up=True)
         spec = FakePfSpec(name, address, driver, total_vfs or 0, vf_driver, iommu, netdev_delay)
-        self.pfs[address] = spec
+        self.pfs[address] = spec  # before its netdev: hooks are for VF netdevs only
+        self.add_netdev(address, name, up=True)
         return spec
 
     # --- the kernel's reactions --------------------------------------------------------------------
@@ -224,6 +252,15 @@ class FakeSysfs(Sysfs):
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
         self.kernel.on_write(path, value)
 
+    def listdir(self, relative: str) -> list[str]:
+        """As sysfs: a device's `net/` lists only netdevs in this namespace (with hooks)."""
+        names = super().listdir(relative)
+        hooks = self.kernel.hooks
+        if hooks is None or not relative.endswith("/net") or not relative.startswith("bus/pci/devices/"):
+            return names
+        address = relative.split("/")[3]
+        return names if address in self.kernel.pfs else [n for n in names if hooks.visible(n)]
+
 
 @dataclass
 class FakeClock:
@@ -306,3 +343,57 @@ class FakeDevlink:
         self.calls.append((bus, device, mode))
         self.eswitch_mode(bus, device)
         self.modes[device] = mode
+
+
+@dataclass
+class FakePfs:
+    """Several fake PFs behind one rtnetlink (VfNetlink), told apart by ifindex."""
+
+    pfs: list[FakePf]
+
+    def _pf(self, pf_index: int) -> FakePf:
+        return next(pf for pf in self.pfs if pf.index == pf_index)
+
+    def ifindex(self, ifname: str) -> int | None:
+        return next((pf.index for pf in self.pfs if pf.name == ifname), None)
+
+    def vf_configs(self, pf_index: int) -> tuple[VfConfig, ...]:
+        return self._pf(pf_index).vf_configs(pf_index)
+
+    def set_vf(self, pf_index: int, request: VfRequest) -> None:
+        self._pf(pf_index).set_vf(pf_index, request)
+
+
+@dataclass
+class FakeLinks:
+    """A FAKE of vnet's netdev layer (VfLinks) for representors in the host namespace: it renames
+    the fake tree's `class/net` entries and keeps aliases in their `ifalias` files."""
+
+    kernel: FakeKernel
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def devices(self, namespace: str) -> dict[str, Netdev]:
+        assert namespace == "", "representors live in the host's namespace"
+        net = self.kernel.root / "class/net"
+        return {name: Netdev(name, _read(net / name / "ifalias"), 1500, _read(net / name / "up") == "1")
+                for name in sorted(os.listdir(net))}
+
+    def rename(self, name: str, new_name: str, alias: str, up: bool) -> None:
+        self.calls.append(("rename", name, new_name, alias))
+        net = self.kernel.root / "class/net"
+        os.rename(net / name, net / new_name)
+        (net / new_name / "ifalias").write_text(alias)
+        (net / new_name / "up").write_text("1" if up else "0")
+
+    def move_in(self, name: str, namespace: str, new_name: str, alias: str, mtu: int | None) -> None:
+        raise AssertionError("FakeLinks does representors only")
+
+    def move_out(self, namespace: str, name: str, new_name: str) -> None:
+        raise AssertionError("FakeLinks does representors only")
+
+    def configure(self, namespace: str, name: str, mtu: int | None, up: bool) -> None:
+        raise AssertionError("FakeLinks does representors only")
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""

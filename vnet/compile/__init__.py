@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vnet.compile import kernel, ovs, vm
+from vnet.compile import kernel, ovs, sriov, vm
 from vnet.compile.base import (
     Builder,
     HostFacts,
+    PfFacts,
     UnsupportedError,
+    VfFacts,
     VmFacts,
     dispatch,
     host_name,
@@ -29,7 +31,8 @@ from vnet.resources import DesiredState
 from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
 
-__all__ = ["HostFacts", "UnsupportedError", "VmFacts", "compile_lab", "host_name", "mark", "netns_name"]
+__all__ = ["HostFacts", "PfFacts", "UnsupportedError", "VfFacts", "VmFacts", "compile_lab", "host_name",
+           "mark", "netns_name"]
 
 NODE_COMPILERS: dict[str, Callable[[Builder, str], None]] = {
     "netns": kernel.netns_node,
@@ -51,6 +54,8 @@ LINK_COMPILERS: dict[frozenset[str], Callable[[Builder, LinkInfo], None]] = {
     frozenset({"ovs"}): ovs.ovs_to_ovs,
     frozenset({"ovs", "linux"}): ovs.ovs_to_linux,
     frozenset({"ovs", "tunnel"}): ovs.ovs_to_tunnel,
+    frozenset({"vf", "node"}): sriov.vf_to_node,
+    frozenset({"vf", "ovs"}): sriov.vf_to_ovs,  # a switchdev representor (checks: OVS only)
 }
 
 
@@ -65,6 +70,7 @@ def _role(lab: Lab, end: object) -> str:
 def compile_lab(lab: Lab, facts: HostFacts | None = None) -> DesiredState:
     """Everything the lab needs on the host. Raises UnsupportedError for what vnet cannot build."""
     out = Builder(lab, facts or HostFacts())
+    sriov.sriov_section(out)
     for name, node in lab.topology.nodes.items():
         dispatch(NODE_COMPILERS, node.kind, f"node kind `{node.kind}`")(out, name)
     for name, switch in lab.topology.switches.items():

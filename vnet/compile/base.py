@@ -30,11 +30,41 @@ class VmFacts:
 
 
 @dataclass(frozen=True)
+class VfFacts:
+    """One existing VF of a PF, as the host has it."""
+
+    index: int
+    address: str  # PCI address
+    busy: str | None  # why it is in use (bound to vfio-pci, netdev up, …); None: free
+    iommu_group: str | None
+
+
+@dataclass(frozen=True)
+class PfFacts:
+    """An SR-IOV PF as the host has it (vnet/reconcile/observe_sriov.py probes it)."""
+
+    name: str
+    address: str
+    total_vfs: int
+    num_vfs: int
+    eswitch: str | None  # None: no devlink eswitch support (legacy only)
+    iommu_group: str | None  # the PF's: its VFs get groups only when it has one
+    owners: tuple[str, ...] = ()  # labs holding a saved original of it (a PF belongs to one lab)
+    vfs: tuple[VfFacts, ...] = ()
+
+    def vf(self, index: int) -> VfFacts | None:
+        return next((vf for vf in self.vfs if vf.index == index), None)
+
+
+@dataclass(frozen=True)
 class HostFacts:
     """What the compiler needs to know about the host (probed by the caller)."""
 
     ovs_kernel_datapath: bool = False
     vm: VmFacts | None = None  # probed only for labs with VM nodes
+    # Probed only for labs with an `sriov` section; None (compiling offline): nothing is checked.
+    sriov: tuple[PfFacts, ...] | None = None
+    vfio_pci: bool = True  # the vfio-pci driver is loaded (probed with `sriov`)
 
 
 def netns_name(lab: str, node: str) -> str:

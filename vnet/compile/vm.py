@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from vnet.compile.base import Builder, VmFacts
 from vnet.compile.kernel import tap_name
+from vnet.compile.sriov import node_vfs, vf_ref
 from vnet.resources import Vm
 from vnet.topology.model import VmNode
 from vnet.vm import qemu
@@ -63,7 +64,9 @@ def vm_node(out: Builder, name: str) -> None:
     facts = out.facts.vm or VmFacts()
     lab = out.lab.name
     accel, _ = qemu.choose_accel(node.accel, facts.kvm)
-    interfaces = sorted(out.lab.interfaces_of(name), key=lambda i: i.name)
+    vfs = node_vfs(out.lab, name)  # interfaces that are SR-IOV VFs: passed through, not TAPs
+    interfaces = sorted((i for i in out.lab.interfaces_of(name) if i.name not in vfs), key=lambda i: i.name)
+    passthrough = [vf_ref(vfs[iface]) for iface in sorted(vfs)]
     boot, seed = _boot(out, name, facts)
     paths = qemu.vm_paths(lab, name)
     tiny = node.image == "tiny"  # vnet's own agent; other images: qemu-guest-agent
@@ -71,6 +74,7 @@ def vm_node(out: Builder, name: str) -> None:
     machine = qemu.Machine(
         lab, name, node.memory, node.vcpus, accel,
         tuple(qemu.Nic(tap_name(lab, name, i.name), i.mac) for i in interfaces),
-        boot, tuple(agent), facts.vhost_net)
-    out.add(Vm(lab, name, qemu.qemu_argv(machine, facts.qemu),
-               tuple(("tap", tap_name(lab, name, i.name)) for i in interfaces), ready_wait=tiny, seed=seed))
+        boot, (*agent, *qemu.vfio_args(passthrough)), facts.vhost_net)
+    needs = (*(("tap", tap_name(lab, name, i.name)) for i in interfaces),
+             *(("sriov-vfio", ref) for ref in passthrough))
+    out.add(Vm(lab, name, qemu.qemu_argv(machine, facts.qemu), needs, ready_wait=tiny, seed=seed))

@@ -2,13 +2,15 @@
 
 A create starts the guest and, for images with vnet's agent (tiny), waits until the agent
 answers: apply returns with the guests' networks configured, ready to verify. A delete asks
-QEMU to quit over QMP and kills it by pid if it does not.
+QEMU to quit over QMP and kills it by pid if it does not. `resolve` (set when the lab uses
+SR-IOV) turns the symbolic `host=sriov:<pf>/vf<n>` of a passed-through VF into its PCI address
+just before QEMU starts.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -53,6 +55,7 @@ def running(vm: Vm) -> qemu.RunningVm | None:
 class VmDriver:
     lab: str
     kinds: tuple[str, ...] = ("vm",)
+    resolve: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
 
     def execute(self, changes: Sequence[Change]) -> list[str | None]:
         results: dict[int, str | None] = {}
@@ -65,6 +68,19 @@ class VmDriver:
             for (k, _), error in zip(todo, self._start([c for _, c in todo], pool), strict=True):
                 results[k] = error
         return [results.get(k) for k in range(len(changes))]
+
+    def _argvs(self, vms: list[Vm]) -> tuple[list[tuple[str, ...] | None], list[str | None]]:
+        """Each guest's command line as started (resolved), or why it cannot be."""
+        argvs: list[tuple[str, ...] | None] = []
+        errors: list[str | None] = []
+        for vm in vms:
+            try:
+                argvs.append(self.resolve(vm.argv) if self.resolve is not None else vm.argv)
+                errors.append(None)
+            except VnetError as error:
+                argvs.append(None)
+                errors.append(error.message)
+        return argvs, errors
 
     def _stop(self, change: Change) -> str | None:
         vm = change.observed
@@ -81,7 +97,9 @@ class VmDriver:
             qemu.prepare_run_dir(qemu.vm_paths(vm.lab, vm.node))
             if vm.seed:
                 write_seed(dict(vm.seed), seed_path(vm))
-        errors = qemu.start_all([vm.argv for vm in vms])
+        argvs, unresolved = self._argvs(vms)
+        started = iter(qemu.start_all([argv for argv in argvs if argv is not None]))
+        errors = [error if error is not None else next(started) for error in unresolved]
         waits = [vm if vm.ready_wait and error is None else None
                  for vm, error in zip(vms, errors, strict=True)]
         late = list(pool.map(lambda vm: wait_ready(vm) if vm is not None else None, waits))

@@ -5,8 +5,9 @@
   recreated (delete, then create).
 - Deleting or recreating something also recreates what depends on it (a veth inside a
   namespace dies with the namespace; a bridge port loses its master with the bridge).
-- Order (networkx): creates after the creates of what they depend on; deletes before the
-  deletes of what they depend on; a delete before any create that reuses the same name.
+- Order (networkx): creates and updates after the creates and updates of what they depend on;
+  deletes before the deletes and updates of what they depend on (an SR-IOV PF's VF count changes
+  in place once the VFs' users are gone); a delete before any create that reuses the same name.
   Changes in one topological generation are independent: a wave, executed as one batch.
 """
 
@@ -153,11 +154,13 @@ def _order_edges(changes: list[Change]) -> Iterable[tuple[int, int]]:
     for i, change in enumerate(changes):
         deps = change.resource.depends_on()
         if change.action is Action.DELETE:
-            yield from ((i, index[(Action.DELETE, d)]) for d in deps if (Action.DELETE, d) in index)
+            yield from ((i, index[(a, d)]) for d in deps for a in (Action.DELETE, Action.UPDATE)
+                        if (a, d) in index)
             if (Action.CREATE, change.key) in index:
                 yield i, index[(Action.CREATE, change.key)]
         else:
-            yield from ((index[(Action.CREATE, d)], i) for d in deps if (Action.CREATE, d) in index)
+            yield from ((index[(a, d)], i) for d in deps for a in (Action.CREATE, Action.UPDATE)
+                        if (a, d) in index)
     occupied: dict[tuple[str, str], list[int]] = {}
     for i, change in enumerate(changes):
         if change.action is Action.DELETE:

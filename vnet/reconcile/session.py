@@ -1,27 +1,39 @@
 """The connections one vnet command uses: the kernel always, OVSDB when a lab has OVS objects.
 
 Also where observation of all mechanisms is merged, and where the managed OVS daemons are
-started when a lab needs OVS and nothing answers on the default socket.
+started when a lab needs OVS and nothing answers on the default socket. The SR-IOV layer is
+made by SRIOV_HOST_FACTORY when a lab uses SR-IOV (or owns a PF): tests replace the factory
+with one whose sysfs, VF netlink, devlink and clock are fakes; everything above runs unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vnet.drivers.host import KernelHost
 from vnet.drivers.kernel import KernelDriver
 from vnet.drivers.ovs import OvsdbClient, OvsDriver
 from vnet.drivers.qemu import VmDriver
+from vnet.drivers.sriov import SriovHost, Sysfs
+from vnet.drivers.sriov.links import KernelVfLinks
+from vnet.drivers.sriov.passthrough import resolve_host, symbolic_host
+from vnet.drivers.sriov_driver import SriovDriver
 from vnet.errors import UnavailableError
 from vnet.host import ovs_daemon
 from vnet.reconcile.apply import Driver
 from vnet.reconcile.observe import observe
 from vnet.reconcile.observe_ovs import observe_ovs
+from vnet.reconcile.observe_sriov import merge, observe_sriov, uses_sriov
 from vnet.reconcile.observe_vm import observe_vms
-from vnet.resources import DesiredState, ObservedState, OvsBridge
+from vnet.resources import DesiredState, Netns, ObservedState, OvsBridge
+from vnet.vm import qemu
 
 SYSTEM_OVSDB = ovs_daemon.OvsPaths.system().remote
+SRIOV_HOST_FACTORY: Callable[[], SriovHost] = SriovHost
+Argv = tuple[str, ...]
 
 
 def default_ovsdb() -> str:
@@ -38,6 +50,13 @@ class Session:
     host: KernelHost = field(default_factory=KernelHost)
     ovs: OvsdbClient | None = None
     notices: list[str] = field(default_factory=list)
+    sriov_host: SriovHost | None = None
+    sriov_used: bool = False  # the observed lab uses SR-IOV: its driver and VM argv mapping apply
+
+    def sriov(self) -> SriovHost:
+        if self.sriov_host is None:
+            self.sriov_host = SRIOV_HOST_FACTORY()
+        return self.sriov_host
 
     def ovs_client(self, start: bool) -> OvsdbClient | None:
         """The OVSDB connection; None when nothing answers and `start` is False."""
@@ -58,8 +77,8 @@ class Session:
 
     def observe(self, lab: str, desired: DesiredState | None, start_ovs: bool = False) -> ObservedState:
         """Kernel and OVS objects of the lab, merged."""
-        observed = observe(lab, desired, self.host)
-        vms = observe_vms(lab, desired)
+        observed = self._observe_sriov(lab, desired, observe(lab, desired, self.host))
+        vms = observe_vms(lab, desired, self._vm_argv(symbolic_host) if self.sriov_used else None)
         if vms:
             observed = ObservedState(lab, {**observed.resources, **vms}, observed.foreign_names,
                                      observed.foreign_namespaces)
@@ -74,10 +93,25 @@ class Session:
         return ObservedState(lab, {**observed.resources, **resources},
                              {**observed.foreign_names, **foreign}, observed.foreign_namespaces)
 
+    def _observe_sriov(self, lab: str, desired: DesiredState | None, kernel: ObservedState) -> ObservedState:
+        if not uses_sriov(lab, desired, self.sriov()):
+            return kernel
+        self.sriov_used = True
+        namespaces = [r.name for r in kernel.resources.values() if isinstance(r, Netns)]
+        return merge(kernel, observe_sriov(lab, desired, self.sriov(), KernelVfLinks(self.host), namespaces))
+
+    def _vm_argv(self, change: Callable[[Sysfs, str], str]) -> Callable[[Argv], Argv]:
+        """Map the vfio-pci `host=` values of a QEMU command line (symbolic <-> PCI address)."""
+        sysfs = self.sriov().sysfs
+        return lambda argv: qemu.map_vfio_hosts(argv, lambda host: change(sysfs, host))
+
     def drivers(self, lab: str) -> dict[str, Driver]:
         kernel = KernelDriver(lab, self.host)
         drivers: dict[str, Driver] = {kind: kernel for kind in kernel.kinds}
-        drivers["vm"] = VmDriver(lab)
+        drivers["vm"] = VmDriver(lab, resolve=self._vm_argv(resolve_host) if self.sriov_used else None)
+        if self.sriov_used:
+            sriov = SriovDriver(lab, self.sriov(), KernelVfLinks(self.host))
+            drivers.update({kind: sriov for kind in sriov.kinds})
         if self.ovs is not None:
             ovs = OvsDriver(lab, self.ovs)
             drivers.update({kind: ovs for kind in ovs.kinds})
@@ -85,6 +119,10 @@ class Session:
 
     def close(self) -> None:
         self.host.close()
+        if self.sriov_host is not None:
+            for part in (self.sriov_host.netlink, self.sriov_host.devlink):
+                with contextlib.suppress(Exception):
+                    getattr(part, "close", lambda: None)()
         if self.ovs is not None:
             self.ovs.close()
             self.ovs = None

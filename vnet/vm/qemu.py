@@ -20,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from pathlib import Path
 from qemu.qmp import QMPClient
 
 from vnet.errors import UnavailableError
-from vnet.topology.names import LAB_NAME, NODE_NAME
+from vnet.topology.names import LAB_NAME, NODE_NAME, SRIOV_PREFIX
 
 RUN_ROOT = Path(os.environ.get("VNET_RUN_DIR", "/run/vnet"))
 QEMU = "qemu-system-x86_64"
@@ -144,6 +144,36 @@ def qemu_argv(machine: Machine, binary: str = QEMU) -> tuple[str, ...]:
         argv += ["-netdev", f"tap,id=net{k},ifname={nic.tap},script=no,downscript=no{vhost}",
                  "-device", f"virtio-net-pci,netdev=net{k},mac={nic.mac},id=nic{k}"]
     return tuple(argv)
+
+
+# --- PCI passthrough (SR-IOV VFs) ----------------------------------------------------------
+# A VF's PCI address exists only once the VF does, after the plan was made: the desired command
+# line names it `host=sriov:<pf>/vf<n>`, start resolves that to the address and observe maps
+# the address back (vnet/drivers/sriov/passthrough.py), so an unchanged VM compares equal.
+
+def vfio_args(refs: Sequence[str]) -> list[str]:
+    """`-device vfio-pci` arguments for VFs `<pf>/vf<n>`, in the symbolic form."""
+    argv = []
+    for k, ref in enumerate(refs):
+        argv += ["-device", f"vfio-pci,host={SRIOV_PREFIX}{ref},id=hostdev{k}"]
+    return argv
+
+
+def vfio_hosts(argv: Sequence[str]) -> tuple[str, ...]:
+    """The `host=` values of the command line's `-device vfio-pci,…` arguments."""
+    return tuple(part.removeprefix("host=") for option, value in itertools.pairwise(argv)
+                 if option == "-device" and value.startswith("vfio-pci,")
+                 for part in value.split(",") if part.startswith("host="))
+
+
+def map_vfio_hosts(argv: Sequence[str], change: Callable[[str], str]) -> tuple[str, ...]:
+    """The command line with each vfio-pci `host=` value replaced by `change(value)`."""
+    out = list(argv)
+    for k in range(1, len(out)):
+        if out[k - 1] == "-device" and out[k].startswith("vfio-pci,"):
+            out[k] = ",".join(f"host={change(part[5:])}" if part.startswith("host=") else part
+                              for part in out[k].split(","))
+    return tuple(out)
 
 
 # --- finding running VMs -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """What a PF looked like before a lab changed it, kept in a state file so destroy can restore it.
 
-One JSON file per lab and PF (`<dir>/<lab>/<pf>.json`, default dir /run/vnet/sriov: VFs do not
-survive a reboot, and neither should their originals). The first capture wins: re-applying a
+One JSON file per lab and PF (`<dir>/<lab>/<pf>.json`, default dir /run/vnet/sriov.d: VFs do not
+survive a reboot, and neither should their originals; not /run/vnet/sriov, which is the run
+directory of a lab named `sriov` and is removed when that lab is destroyed). The file is the
+lab's ownership of the PF. The first capture wins: re-applying a
 lab never overwrites the original with the lab's own configuration. Files are replaced
 atomically (write to a temporary file, fsync, rename).
 """
@@ -18,7 +20,7 @@ from typing import Any
 from vnet.drivers.sriov.errors import SriovError, kernel_error
 from vnet.drivers.sriov.netlink import VfConfig
 
-STATE_DIR = Path(os.environ.get("VNET_RUN_DIR", "/run/vnet")) / "sriov"
+STATE_DIR = Path(os.environ.get("VNET_RUN_DIR", "/run/vnet")) / "sriov.d"  # `.`: never a lab name
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,17 @@ class StateStore:
             self.path(lab, pf).unlink()
         with contextlib.suppress(OSError):
             self.path(lab, pf).parent.rmdir()
+
+    def pfs(self, lab: str) -> list[str]:
+        """The PFs the lab owns (holds a saved original of)."""
+        directory = self.directory / lab
+        return sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+
+    def labs(self) -> list[str]:
+        """Labs that own at least one PF."""
+        if not self.directory.is_dir():
+            return []
+        return sorted({p.parent.name for p in self.directory.glob("*/*.json")})
 
     def labs_with(self, pf: str) -> list[str]:
         """Labs holding a saved original of `pf` (a PF belongs to one lab at a time)."""
