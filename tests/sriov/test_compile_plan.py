@@ -13,19 +13,8 @@ import vnet
 from vnet.compile import compile_lab
 from vnet.reconcile import sriov_steps
 from vnet.reconcile.plan import Action, Change, make_plan
-from vnet.resources import (
-    Address,
-    DesiredState,
-    ObservedState,
-    OvsBridge,
-    OvsPort,
-    SriovNetdev,
-    SriovPf,
-    SriovRep,
-    SriovVf,
-    Tap,
-    Vm,
-)
+from vnet.resources import Address, DesiredState, ObservedState, OvsBridge, OvsPort, Tap, Vm
+from vnet.resources_sriov import SriovNetdev, SriovPf, SriovRep, SriovVf
 from vnet.topology.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,8 @@ from vnet.drivers.sriov_driver import SriovDriver
 from vnet.reconcile import observe_vm, session
 from vnet.reconcile.observe_sriov import observe_sriov
 from vnet.reconcile.plan import Action, Change, make_plan
-from vnet.resources import DesiredState, ObservedState, Resource, SriovPf, SriovRep, SriovVf, SriovVfio, Vm
+from vnet.resources import DesiredState, ObservedState, Resource, Vm
+from vnet.resources_sriov import SriovPf, SriovRep, SriovVf, SriovVfio
 from vnet.vm import qemu
 
 from .fakes import FakeLinks

@@ -28,7 +28,8 @@ from vnet.compile.base import Builder, PfFacts, host_name, mark, netns_name
 from vnet.compile.ovs import _port
 from vnet.drivers.sriov.errors import NoIommuGroup, PfMissing, SriovUnsupported, TooManyVfs, VfBusy
 from vnet.errors import UnavailableError
-from vnet.resources import OvsBridge, SriovNetdev, SriovPf, SriovRep, SriovVf, SriovVfio
+from vnet.resources import OvsBridge
+from vnet.resources_sriov import SriovNetdev, SriovPf, SriovRep, SriovVf, SriovVfio
 from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.model import PfSpec, VfSpec
 from vnet.topology.names import NodeEnd, SwitchEnd, VfEnd

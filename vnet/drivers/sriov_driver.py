@@ -19,17 +19,8 @@ from vnet.drivers.sriov import pf as pfs
 from vnet.drivers.sriov.links import VfLinks, netdev_alias, parse_netdev_alias, parse_rep_alias, rep_alias
 from vnet.errors import VnetError
 from vnet.reconcile.plan import Action, Change
-from vnet.resources import (
-    HOST,
-    VF_SETTINGS,
-    Resource,
-    ResourceKey,
-    SriovNetdev,
-    SriovPf,
-    SriovRep,
-    SriovVf,
-    SriovVfio,
-)
+from vnet.resources import HOST, Resource, ResourceKey
+from vnet.resources_sriov import VF_SETTINGS, SriovNetdev, SriovPf, SriovRep, SriovVf, SriovVfio
 
 KINDS = ("sriov-pf", "sriov-vf", "sriov-vfio", "sriov-netdev", "sriov-rep")  # creation order
 # A VF vnet configured that had no saved original (the lab created it): back to neutral values.

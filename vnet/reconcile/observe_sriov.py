@@ -23,20 +23,8 @@ from vnet.drivers.sriov import PfState, SriovError, SriovHost
 from vnet.drivers.sriov import pf as pfs
 from vnet.drivers.sriov.links import VfLinks, parse_netdev_alias, parse_rep_alias
 from vnet.drivers.sriov.vfio import VFIO
-from vnet.resources import (
-    HOST,
-    VF_SETTINGS,
-    Address,
-    DesiredState,
-    ObservedState,
-    Resource,
-    ResourceKey,
-    SriovNetdev,
-    SriovPf,
-    SriovRep,
-    SriovVf,
-    SriovVfio,
-)
+from vnet.resources import HOST, Address, DesiredState, ObservedState, Resource, ResourceKey
+from vnet.resources_sriov import VF_SETTINGS, SriovNetdev, SriovPf, SriovRep, SriovVf, SriovVfio
 from vnet.topology.names import VF_REF
 
 KINDS = frozenset({"sriov-pf", "sriov-vf", "sriov-vfio", "sriov-netdev", "sriov-rep"})

@@ -21,7 +21,8 @@ from vnet.drivers.sriov_driver import SriovDriver, teardown
 from vnet.errors import UnavailableError
 from vnet.reconcile.observe_sriov import observe_sriov, sriov_facts, vfio_pci_loaded
 from vnet.reconcile.session import Session
-from vnet.resources import DesiredState, OvsBridge, OvsPort, SriovVfio, Vm
+from vnet.resources import DesiredState, OvsBridge, OvsPort, Vm
+from vnet.resources_sriov import SriovVfio
 from vnet.topology.lab import Lab
 from vnet.topology.model import VmNode
 
