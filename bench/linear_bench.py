@@ -15,7 +15,8 @@ Measured in one run, `--repeat` times where cheap (median and min are reported):
    -batch FILE` per host (lo up, eth0 up, address: a batch line cannot target a namespace and
    the kernel refuses IFF_UP for a peer created in another namespace); torn down by one batch
    of `netns del` plus `link del group G`, timed until the group is empty;
-2. vnet: `vnet.api.apply(vnet.load(FILE))`, no-op `plan` and re-apply, `destroy`; the same
+2. vnet: `vnet.api.apply(vnet.load(FILE))`, no-op `plan` and re-apply, `destroy` (until it
+   returns, and until the bridges it retired are deleted by its background reaper); the same
    through the CLI (`vnet apply|plan|destroy` as subprocesses, interpreter start-up included);
    one `vnet.api.verify` (time and probe count);
 3. Mininet 2.3: `mn --topo linear,N --switch lxbr --controller none --test none` (build and

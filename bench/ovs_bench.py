@@ -181,8 +181,8 @@ NOOP_REPEAT = 5
 # Stages of a no-op apply, timed by wrapping the functions vnet.api and the session call.
 STAGES = (("vnet.api", "desired_state", "compile"),
           ("vnet.reconcile.session", "observe", "kernel observe"),
-          ("vnet.reconcile.session", "OvsdbClient", "OVSDB connect + first replica"),
-          ("vnet.reconcile.session", "observe_ovs", "OVS rows -> resources"),
+          ("vnet.reconcile.session", "OvsdbClient", "OVSDB connect (no IDL replica)"),
+          ("vnet.reconcile.session", "observe_ovs", "OVSDB select, rows -> resources"),
           ("vnet.api", "make_plan", "diff + plan"))
 
 
