@@ -28,6 +28,10 @@ KIND_ORDER = ("netns", "bridge", "ovs-bridge", "veth", "tap", "stray", "ovs-port
 # Kinds whose changes go in as few transactions as possible: all their deletes in one wave,
 # all their creates and updates in another (one OVSDB transaction each; one on a fresh apply).
 TRANSACTIONAL = frozenset({"ovs-bridge", "ovs-port"})
+# Kinds that hold on to a kernel device from the moment they are made (ovs-vswitchd opens a
+# port's device once; QEMU keeps its TAPs open): when the device is created anew (deleted or
+# renamed by hand), they are remade too, or they stay bound to the device that is gone.
+BINDS_DEVICE = frozenset({"ovs-port", "vm"})
 
 
 class Action(enum.StrEnum):
@@ -114,15 +118,24 @@ def _compare(desired: Resource, observed: Resource) -> list[Change]:
             Change(Action.CREATE, desired.key, desired, None, f"{verb}: {what}")]
 
 
+def _rebinds(key: ResourceKey, desired: DesiredState, made: set[ResourceKey]) -> bool:
+    """Whether `key` holds on to a device that is being made anew (`made`: created or recreated)."""
+    want = desired.resources.get(key)
+    return key[0] in BINDS_DEVICE and want is not None and any(dep in made for dep in want.depends_on())
+
+
 def _cascade(changes: list[Change], desired: DesiredState, observed: ObservedState) -> list[Change]:
-    """Recreate whatever depends on something being deleted."""
+    """Recreate whatever depends on something being deleted, and what holds on to a device that
+    is being created anew."""
     doomed = {c.key for c in changes if c.action is Action.DELETE}
+    made = {c.key for c in changes if c.action is Action.CREATE}
     touched = {c.key for c in changes}
     grew = True
     while grew:
         grew = False
         for key, resource in observed.resources.items():
-            if key in doomed or not any(dep in doomed for dep in resource.depends_on()):
+            if key in doomed or not (any(dep in doomed for dep in resource.depends_on())
+                                     or _rebinds(key, desired, made | doomed)):
                 continue
             doomed.add(key)
             grew = True
