@@ -1,15 +1,16 @@
 """destroy: remove everything a lab owns, fast, with or without its topology file.
 
 Namespaces go first: unmounting is instant and the kernel frees each namespace, its devices
-and the host ends of their veth pairs asynchronously. Then the lab's Linux bridges are retired:
-deleting a bridge costs the kernel one RCU grace period (rcu_barrier() in br_multicast_dev_del,
-~16-20 ms each here, in any batch), so each is set down and renamed out of the lab in one batch
-(a `vd…` name, the alias `vnet-reap:<lab>:<old name>`, the default device group: ~1 ms each)
-and a background reaper process deletes them (vnet/drivers/netlink/reaper.py). The remaining
-host devices (TAPs, veth host ends) go in one RTM_DELLINK by device group when every device of
+and the host ends of their veth pairs asynchronously. Then, when the lab has more than
+SYNC_BRIDGES Linux bridges, they are retired: deleting a bridge costs the kernel one RCU grace
+period (rcu_barrier() in br_multicast_dev_del, ~16-20 ms each here, in any batch), so each is
+set down and renamed out of the lab in one batch (a `vd…` name, the alias
+`vnet-reap:<lab>:<old name>`, the default device group: ~1 ms each) and a background reaper
+process deletes them (vnet/drivers/netlink/reaper.py). The remaining host devices (bridges of
+a small lab, TAPs, veth host ends) go in one RTM_DELLINK by device group when every device of
 that group is the lab's, otherwise in one batch of per-device deletes. Finally vnet waits
 (bounded) until nothing carries the lab's mark. When destroy returns, the lab's names, marks
-and group are free (an apply can follow at once); the retired bridges are down, portless and
+and group are free (an apply can follow at once); retired bridges are down, portless and
 gone a moment later. A retired bridge whose reaper died is removed by the next destroy of
 its lab (and `labs_on_host` lists such a lab, so `vnet destroy --all` finds it).
 """
@@ -40,6 +41,9 @@ from vnet.resources import HOST, ObservedState
 GONE_ERRNOS = frozenset({19, 2})  # ENODEV, ENOENT
 REAP_MARK = "vnet-reap:"  # ifalias of a retired bridge: vnet-reap:<lab>:<old name>
 REAPER = Path(reaper.__file__)
+# Up to this many bridges are deleted before destroy returns (~20 ms each): a small lab is gone
+# entirely when destroy returns, and only larger ones leave the kernel work to the reaper.
+SYNC_BRIDGES = 8
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,16 @@ def _dying_name(lab: str, link: LinkMsg) -> str:
 
 def _retire_bridges(host: KernelHost, lab: str) -> list[str]:
     """Take the lab's bridges out of the lab (down, renamed, re-marked, default group) in one
-    batch; returns the names to reap: these and earlier retired ones of the lab still present.
-    A bridge the kernel would not retire keeps its name and mark: it is deleted with the rest."""
+    batch, when it has more than SYNC_BRIDGES; returns the names to reap: these and earlier
+    retired ones of the lab still present. A bridge not retired (too few, or the kernel refused)
+    keeps its name and mark: it is deleted with the rest."""
     host.invalidate(HOST)
     prefix, leftover = lab_prefix(lab), f"{REAP_MARK}{lab}:"
     bridges = [link for link in host.links(HOST).values()
                if link.kind == "bridge" and link.alias and link.alias.startswith(prefix)]
     names = [link.name for link in host.links(HOST).values() if (link.alias or "").startswith(leftover)]
+    if len(bridges) <= SYNC_BRIDGES:
+        bridges = []  # deleted with the lab's other devices, before destroy returns
     messages = []
     for link in bridges:
         messages += [wire.new_link(index=link.index, up=False),
