@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,10 +39,22 @@ def as_root() -> None:
         pytest.skip("reliability tests change the host's network: they need root")
 
 
+def _fixture_definitions(request: pytest.FixtureRequest, name: str) -> list[Any]:
+    """Every definition of fixture `name` in this session, wherever its conftest is (pytest keeps
+    them in private maps whose names changed across versions: 7/8 `_arg2fixturedefs`, 9 keyed
+    by node id)."""
+    manager = getattr(request, "_fixturemanager", None)
+    found: list[Any] = []
+    for attribute in ("_arg2fixturedefs", "_arg2nodeid2fixturedefs", "_arg2node2fixturedefs"):
+        entry = getattr(manager, attribute, {}).get(name)
+        for value in (entry.values() if isinstance(entry, dict) else [entry] if entry else []):
+            found += value if isinstance(value, list | tuple) else [value]
+    return found
+
+
 def _shared_ovs(request: pytest.FixtureRequest) -> PrivateOvs | None:
     """tests/ovs's session-wide private OVS, when it runs in this pytest session."""
-    definitions = getattr(getattr(request, "_fixturemanager", None), "_arg2fixturedefs", {})
-    for definition in definitions.get("ovs", ()):
+    for definition in _fixture_definitions(request, "ovs"):
         cached = getattr(definition, "cached_result", None)
         if cached and isinstance(cached[0], PrivateOvs) and ovs_daemon.answering(cached[0].paths.socket):
             return cached[0]
