@@ -147,7 +147,8 @@ def _concurrency_lines(run: Run) -> list[tuple[str, int, int]]:
     runs = sum(r.get("runs", 1) for r in races)
     conflicts = sum(r.get("conflicts", 0) for r in races)
     handled = sum(r.get("conflicts", 0) for r in races if r["ok"])
-    return [("concurrent vnet runs / scenarios that held", runs, sum(r["ok"] for r in races)),
+    held = sum(r.get("runs", 1) for r in races if r["ok"])
+    return [(f"concurrent vnet runs / in races that held ({len(races)} races)", runs, held),
             ("  lock conflicts / handled (waited or exit 75, never interleaved)", conflicts, handled)]
 
 
