@@ -4,15 +4,16 @@ verify passes and destroy leaves nothing.
 
 The hook VNET_TEST_FAULT=kill-destroy:K (vnet/reconcile/destroy.py) kills destroy at its K-th
 step boundary: 0 when the lab's VMs and OVS rows are gone and its kernel objects untouched, then
-after the namespaces are unmounted, after the Linux bridges are retired (renamed for the
-background reaper, which is not started yet), after the host devices are deleted, and before the
-run directory is removed. The steps are counted, not named: K runs up from 0 until a destroy
-completes, so a step added later is covered too. The step before 0 (guests stopped, OVS rows not
-yet deleted) is hit by a real SIGKILL sent the moment the lab's QEMU process has exited.
+after the namespaces are unmounted, after the Linux bridges are retired (a lab with more than
+SYNC_BRIDGES of them: renamed for the background reaper, which is not started yet), after the
+host devices are deleted, and before the run directory is removed. The steps are counted, not
+named: K runs up from 0 until a destroy completes, so a step added later is covered too. The
+step before 0 (guests stopped, OVS rows not yet deleted) is hit by a real SIGKILL sent the moment
+the lab's QEMU process has exited.
 
-CI: every K on the lab without the guest (rellib.CRASH_LAB with a `kind: tap` node), the
-QEMU-exit SIGKILL with the guest, and 2 random SIGKILLs. Extended: every K with the guest and 10
-random SIGKILLs with it (each costs a guest boot).
+CI: every K on the lab without the guest (rellib.CRASH_LAB with a `kind: tap` node) and on a
+chain of 10 Linux bridges (retired), the QEMU-exit SIGKILL with the guest, and 2 random
+SIGKILLs. Extended: every K with the guest and 10 random SIGKILLs with it (each costs a boot).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 import pytest
 
 from vnet import api
+from vnet.reconcile.destroy import SYNC_BRIDGES
 from vnet.vm import qemu
 
 from .rellib import (
@@ -80,9 +82,8 @@ def _at(ovs: PrivateOvs, files: LabFiles, k: int) -> Callable[[], bool]:
     return lambda: _killed_destroy(ovs, files, k)
 
 
-def _every_step(labs: RelLabs, ovs: PrivateOvs, vm: bool) -> None:
-    files, _ = crash_lab(labs, "cd", vm)
-    suffix = " (lab with a guest)" if vm else ""
+def _each_boundary(ovs: PrivateOvs, files: LabFiles, suffix: str) -> None:
+    """_after_crash at kill-destroy:0, 1, ... until a destroy completes (past the last step)."""
     for k in itertools.count():
         if not _after_crash(ovs, files, f"destroy kill-destroy:{k}{suffix}", _at(ovs, files, k)):
             assert k >= 5, f"destroy has only {k} step boundaries"
@@ -90,8 +91,33 @@ def _every_step(labs: RelLabs, ovs: PrivateOvs, vm: bool) -> None:
             return
 
 
+def _every_step(labs: RelLabs, ovs: PrivateOvs, vm: bool) -> None:
+    files, _ = crash_lab(labs, "cd", vm)
+    _each_boundary(ovs, files, " (lab with a guest)" if vm else "")
+
+
 def test_kill_at_every_destroy_step(labs: RelLabs, ovs: PrivateOvs) -> None:
     _every_step(labs, ovs, False)
+
+
+def _bridges_lab(count: int) -> str:
+    """A chain of `count` Linux bridges with a namespace at each end."""
+    names = [f"$lab-{k}" for k in range(count)]
+    return "\n".join(["name: $lab", "switches:", *(f"  {n}: {{type: linux}}" for n in names),
+                      "nodes: {h1: {}, h2: {}}", "links:",
+                      *(f"  - {{endpoints: [{a}, {b}]}}" for a, b in itertools.pairwise(names)),
+                      f"  - {{endpoints: [h1:eth0, {names[0]}], ip: 198.18.27.1/24}}",
+                      f"  - {{endpoints: [h2:eth0, {names[-1]}], ip: 198.18.27.2/24}}", ""])
+
+
+def test_kill_at_every_destroy_step_with_retired_bridges(labs: RelLabs, ovs: PrivateOvs) -> None:
+    """More than SYNC_BRIDGES bridges: destroy retires them (renamed `vd…`, alias vnet-reap:) for
+    a background reaper; killed after retiring and before the reaper starts, they are the next
+    destroy's to remove."""
+    assert SYNC_BRIDGES < 10
+    files = labs.new("cy")
+    files.write(_bridges_lab(10))
+    _each_boundary(ovs, files, " (10 bridges to retire)")
 
 
 @extended
