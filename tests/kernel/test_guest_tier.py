@@ -52,12 +52,17 @@ def _version_key(release: str) -> tuple[int, ...]:
 
 
 def guest_kernel() -> tuple[Path, str] | None:
-    """The newest /boot/vmlinuz-<release> whose modules include the OVS kernel datapath."""
+    """The newest /boot/vmlinuz-<release> whose modules include the OVS kernel datapath and 9p.
+
+    9p is how virtme-ng shares the host's root with the guest; Debian's cloud kernel (installed
+    for the tiny VMs) has the OVS datapath but no 9p, so it cannot be this tier's kernel.
+    """
     found = []
     for image in Path("/boot").glob("vmlinuz-*"):
         release = image.name.removeprefix("vmlinuz-")
-        modules = Path("/lib/modules", release, "kernel", "net", "openvswitch")
-        if os.access(image, os.R_OK) and modules.is_dir():
+        modules = Path("/lib/modules", release, "kernel")
+        if (os.access(image, os.R_OK) and (modules / "net" / "openvswitch").is_dir()
+                and (modules / "fs" / "9p").is_dir()):
             found.append((_version_key(release), image, release))
     if not found:
         return None
@@ -79,7 +84,7 @@ def _missing() -> str | None:
     if shutil.which("qemu-system-x86_64") is None:
         return "qemu-system-x86_64 is not installed (Debian: qemu-system-x86): run tools/bootstrap.sh"
     if guest_kernel() is None:
-        return ("no guest kernel with the openvswitch module in /boot + /lib/modules "
+        return ("no guest kernel with the openvswitch and 9p modules in /boot + /lib/modules "
                 "(Debian: linux-image-amd64): run tools/bootstrap.sh")
     return None
 

@@ -64,6 +64,17 @@ def _sample() -> dict[str, int]:
             "zombies": zombies, "rss_kib": rss}
 
 
+def _open_files() -> dict[str, str]:
+    """fd -> what it is, to name a leak in the failure message."""
+    found = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+    return found
+
+
 def _cycle(labs: RelLabs, ovs: PrivateOvs, k: int) -> dict[str, int]:
     files = labs.made[0]
     lab = files.load()
@@ -83,6 +94,7 @@ def _cycle(labs: RelLabs, ovs: PrivateOvs, k: int) -> dict[str, int]:
 def test_soak(labs: RelLabs, ovs: PrivateOvs) -> None:
     labs.new("sk").write(_soak_lab())
     first = _cycle(labs, ovs, 1)
+    files_first = _open_files()
     last = first
     for k in range(2, SOAK_CYCLES + 1):
         last = _cycle(labs, ovs, k)
@@ -92,4 +104,5 @@ def test_soak(labs: RelLabs, ovs: PrivateOvs) -> None:
     record("leak", f"soak: {SOAK_CYCLES} cycles, growth after cycle 1: {growth}", ok,
            leaks=int(not ok), cycles=SOAK_CYCLES, **{f"{k}_growth": v for k, v in growth.items()},
            rss_first_kib=first["rss_kib"], rss_last_kib=last["rss_kib"])
-    assert ok, (first, last)
+    opened = {fd: what for fd, what in _open_files().items() if files_first.get(fd) != what}
+    assert ok, (first, last, f"opened since cycle 1: {opened}")

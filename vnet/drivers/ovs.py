@@ -134,8 +134,11 @@ class OvsdbClient:
 
     def close(self) -> None:
         self.reader.close()
-        if self._connection is not None:
-            self._connection.stop()
+        if self._connection is not None and self._connection.stop():
+            # stop() ends the IDL thread but closes neither its socket nor the queue's wake-up
+            # pipe: they would wait for the garbage collector (the client sits in cycles).
+            self._connection.idl.close()
+            self._connection.txns.close()
 
 
 def external_ids(lab: str, resource: Resource) -> dict[str, str]:
