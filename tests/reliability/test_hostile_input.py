@@ -12,10 +12,10 @@ shell, and stays within bounded time and memory.
 - An image swapped for a symlink out of the topology's directory after `load` is refused when
   apply compiles the lab, before any change.
 - No module under vnet/ can run a shell (shellscan.py, with a self-test).
-- Bounded time and memory for alias bombs, deep nesting, 100k-line files and huge scalars:
-  each is loaded in a fresh interpreter and its peak RSS read with getrusage (60 s, 1 GiB). The
-  extended variant loads three 2-10 MB inputs near the loader's 2,000,000-value limit: they must
-  stay bounded (300 s, 8 GiB) and the report shows that they miss the 60 s / 1 GiB target.
+- Bounded time and memory for alias bombs, deep nesting, 100k-line files, huge scalars, and
+  2-10 MB documents at and past the loader's limits (1,000,000 values; 100,000 entries in
+  `links:`, 10,000 in any inner list; checking stops at 1,000 errors): each is loaded in a fresh
+  interpreter and its peak RSS read with getrusage (60 s, 1 GiB).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from vnet.reconcile.lock import RUN_DIR
 from vnet.topology import diagnose, load
 
 from .hostile import REFUSED, Hostile, hand_written
-from .rellib import FULL, VNET, case, extended, record, sandbox
+from .rellib import FULL, VNET, case, record, sandbox
 from .shellscan import scan_source, scan_tree
 
 REPO = Path(__file__).resolve().parents[2]
@@ -191,8 +191,8 @@ print(json.dumps({"seconds": time.monotonic() - started,
                   "valid": lab is not None, "codes": sorted({d.code for d in diagnostics})}))
 """
 # Generous on purpose: a shared 2-vCPU machine, other suites running. What must not happen is an
-# explosion (an alias bomb's 10^9 values, a quadratic check); these inputs take 0.1-8 s and
-# 30-350 MiB here (README, "Reliability").
+# explosion (an alias bomb's 10^9 values, a quadratic check); these inputs take 0-4.2 s and at
+# most ~340 MiB here (README, "Reliability"; maxrss includes the ~100 MiB pytest had at fork).
 SECONDS, RSS_MIB = 60.0, 1024
 
 
@@ -216,9 +216,13 @@ def _errors_100k() -> str:
                   "  - {{endpoints: [h:e{k}, sw0], vlan: 5000}}\n", 100_000)
 
 
-def _trunk(vlan: str, count: int) -> str:
-    return ("name: flat\nswitches: {a: {type: ovs}, b: {type: ovs}}\nlinks:\n"
-            "  - {endpoints: [a, b], trunk: [" + ",".join([vlan] * count) + "]}\n")
+def _trunks(vlan: str, per_link: int, links: int) -> str:
+    trunk = "  - {endpoints: [a, b], trunk: [" + ",".join([vlan] * per_link) + "]}\n"
+    return "name: flat\nswitches: {a: {type: ovs}, b: {type: ovs}}\nlinks:\n" + trunk * links
+
+
+def _flow_links(count: int) -> str:
+    return "name: flow\nlinks: [" + ",".join(["{endpoints: [a, b]}"] * count) + "]\n"
 
 
 BIG_INPUTS: dict[str, tuple[Callable[[], str], set[str]]] = {
@@ -230,21 +234,21 @@ BIG_INPUTS: dict[str, tuple[Callable[[], str], set[str]]] = {
     "50,000 nested mappings": (lambda: "name: d\nx: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n",
                                {"yaml-too-deep"}),
     "100k lines, valid (49k nodes and links)": (_valid_100k, set()),
-    "100k lines, 100k errors": (_errors_100k, {"vlan-range"}),
+    "100k lines, 100k errors": (_errors_100k, {"vlan-range", "too-many-errors"}),
     "16 MiB + 1 byte": (lambda: "name: big\n" + "#" * (16 * 1024 * 1024) + "\n", {"file-too-large"}),
     "10 MiB lab name": (lambda: "name: " + "a" * (10 * 1024 * 1024) + "\n", {"lab-name"}),
-}
-# Near the loader's own limit (2,000,000 values, README "YAML rules"), 2-10 MB each, run by the
-# report only (15-80 s, up to ~4.5 GiB). They must stay within the hard bound (the limit works),
-# and the report says whether they met the target above: not yet, since every bad entry becomes
-# a diagnostic (README, "Reliability").
-HARD_SECONDS, HARD_RSS_MIB = 300.0, 8192
-EXTENDED_INPUTS: dict[str, tuple[Callable[[], str], set[str]]] = {
-    "1,000,000 trunk VLANs, all duplicates (2 MB)": (lambda: _trunk("7", 1_000_000), {"trunk-duplicate"}),
-    "500,000 links on one line (10 MB)": (
-        lambda: "name: flow\nlinks: [" + ",".join(["{endpoints: [a, b]}"] * 500_000) + "]\n",
-        {"endpoint-unknown"}),
-    "1,990,000 out-of-range trunk VLANs (10 MB)": (lambda: _trunk("5000", 1_990_000), {"trunk-range"}),
+    # At the loader's limits, every entry wrong (each would otherwise be a diagnostic) ...
+    "100,000 links on one line, unknown ends (2 MB)": (
+        lambda: _flow_links(100_000), {"endpoint-unknown", "too-many-errors"}),
+    "99 links x 10,000 out-of-range trunk VLANs (5 MB)": (
+        lambda: _trunks("5000", 10_000, 99), {"trunk-range", "too-many-errors"}),
+    "99,990 links x 4 out-of-range trunk VLANs: 900k values (5 MB)": (
+        lambda: _trunks("5000", 4, 99_990), {"trunk-range", "too-many-errors"}),
+    # ... and past them: refused while parsing.
+    "1,990,000 out-of-range trunk VLANs (10 MB)": (lambda: _trunks("5000", 1_990_000, 1),
+                                                   {"yaml-list-too-long"}),
+    "500,000 links on one line (10 MB)": (lambda: _flow_links(500_000), {"yaml-list-too-long"}),
+    "1,000,000 values in short lists (6 MB)": (lambda: _trunks("7", 8, 90_000), {"yaml-too-large"}),
 }
 
 
@@ -252,34 +256,26 @@ def _measure(tmp_path: Path, text: str) -> dict[str, Any]:
     path = tmp_path / "big.yaml"
     path.write_text(text)
     done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True,
-                          timeout=HARD_SECONDS * 2, check=False)
+                          timeout=SECONDS * 2, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
-def _bounded(tmp_path: Path, name: str, make: Callable[[], str], codes: set[str], *,
-             hard: bool = False) -> None:
-    """Load in a fresh interpreter; record whether it met the target, assert the (hard) bound."""
+def _bounded(tmp_path: Path, name: str, make: Callable[[], str], codes: set[str]) -> None:
+    """Load in a fresh interpreter; record the figures; assert the bound and the diagnostics."""
     result = _measure(tmp_path, make())
     ok = result["seconds"] < SECONDS and result["rss_mib"] < RSS_MIB and set(result["codes"]) >= codes
     record("hostile", f"{name}: {result['seconds']:.1f} s, {result['rss_mib']} MiB", ok,
            ms=round(result["seconds"] * 1000), rss_mib=result["rss_mib"])
     assert result["valid"] is not bool(codes), result
     assert set(result["codes"]) >= codes, result
-    seconds, rss_mib = (HARD_SECONDS, HARD_RSS_MIB) if hard else (SECONDS, RSS_MIB)
-    assert result["seconds"] < seconds and result["rss_mib"] < rss_mib, result
+    assert result["seconds"] < SECONDS and result["rss_mib"] < RSS_MIB, result
 
 
 @pytest.mark.parametrize("name", sorted(BIG_INPUTS))
 def test_bounded_time_and_memory(tmp_path: Path, name: str) -> None:
     _bounded(tmp_path, name, *BIG_INPUTS[name])
-
-
-@extended
-@pytest.mark.parametrize("name", sorted(EXTENDED_INPUTS))
-def test_bounded_time_and_memory_extended(tmp_path: Path, name: str) -> None:
-    _bounded(tmp_path, name, *EXTENDED_INPUTS[name], hard=True)
 
 
 # --- not root, TAP ownership ------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 import vnet
 from vnet.errors import Diagnostic, Severity, TopologyError, sort_diagnostics
-from vnet.topology import diagnose
+from vnet.topology import diagnose, loader
 
 HEAD = ("name: chk\nswitches:\n  sw1: {type: ovs}\n  br0: {type: linux}\n"
         "  brf: {type: linux, vlan_filtering: true}\n")
@@ -241,6 +241,26 @@ def test_unreadable_file_is_a_diagnostic_not_an_exception(tmp_path: Path) -> Non
     assert codes(diagnostics) == ["file-unreadable"]
     with pytest.raises(TopologyError):
         vnet.load(str(tmp_path / "missing.yaml"))
+
+
+def test_loading_stops_after_max_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_ERRORS", 5)
+    links = "".join("  - {endpoints: [a, b], vlan: 5000}\n" for _ in range(20))
+    lab, diagnostics = run(tmp_path, HEAD + "links:\n" + links)
+    assert lab is None
+    assert sorted(codes(diagnostics)) == ["too-many-errors"] + ["vlan-range"] * 5
+    assert diagnostics[-1].code == "too-many-errors"
+    assert diagnostics[-1].line == diagnostics[-2].line == 11  # where it stopped: the 5th link
+
+
+def test_checks_stop_after_max_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "MAX_ERRORS", 5)
+    links = "".join(f"  - {{endpoints: [h{k}:eth0, nowhere]}}\n" for k in range(20))
+    lab, diagnostics = run(tmp_path, "name: chk\nnodes: {h0: {}}\nlinks:\n" + links)
+    assert lab is None
+    assert diagnostics[-1].code == "too-many-errors"
+    assert sorted(codes(diagnostics)) == ["endpoint-unknown"] * 5 + ["too-many-errors"]
+    assert "stopped after 5 errors" in diagnostics[-1].message
 
 
 # --- Diagnostic ------------------------------------------------------------------------------------

@@ -184,11 +184,36 @@ def test_value_count_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fails("a: [" + ", ".join(["1"] * 20) + "]\n").code == "yaml-too-large"
 
 
+def test_list_length_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(source, "MAX_SECTION_ENTRIES", 4)  # a list directly under the root
+    monkeypatch.setattr(source, "MAX_LIST_ENTRIES", 3)  # any list deeper down
+    assert parse("links: [1, 2, 3, 4]\n") == {"links": [1, 2, 3, 4]}
+    refused = fails("links: [1, 2, 3, 4, 5]\n")
+    assert (refused.code, refused.line, refused.column) == ("yaml-list-too-long", 1, 21)
+    assert "`links` holds more than 4 entries" in refused.message
+    assert parse("links:\n  - trunk: [1, 2, 3]\n") == {"links": [{"trunk": [1, 2, 3]}]}
+    nested = fails("links:\n  - trunk: [1, 2, 3, 4]\n")
+    assert nested.code == "yaml-list-too-long"
+    assert "`links[0].trunk` holds more than 3 entries" in nested.message
+    assert fails("[1, 2, 3, 4]\n").code == "yaml-list-too-long"  # a list as the whole document
+
+
+def test_an_alias_keeps_locations_recorded_only_while_its_anchor_was_open() -> None:
+    value, smap, _ = parse_text("x: 1\na: &a\n  b: [1, {c: 2}]\nd: *a\ne: 3\n", "t.yaml")
+    assert value["d"] == {"b": [1, {"c": 2}]}
+    assert smap.values[("d", "b", 1, "c")] == Mark(3, 14)
+    assert smap.keys[("d", "b")] == Mark(3, 3)
+    assert smap.values[("e",)] == Mark(5, 4)
+
+
 def test_depth_limit() -> None:
     ok = "a: " + "[" * (source.MAX_DEPTH - 2) + "]" * (source.MAX_DEPTH - 2) + "\n"
     assert parse(ok) is not None
     deep = "a: " + "[" * source.MAX_DEPTH + "]" * source.MAX_DEPTH + "\n"
     assert fails(deep).code == "yaml-too-deep"
+    # Newer libyaml (PyYAML 6.0.4's wheels) stops at 1000 levels itself, before any event arrives.
+    for levels in (1000, 100_000):
+        assert fails("a: " + "[" * levels + "]" * levels + "\n").code == "yaml-too-deep"
 
 
 def test_complex_keys_are_refused() -> None:

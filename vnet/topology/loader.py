@@ -8,6 +8,7 @@ model and remembered (`Loaded.broken`) so that later checks do not report them t
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,27 @@ from vnet.topology.pydantic_errors import _type_name, translate
 from vnet.topology.source import Path, SourceError, SourceMap, format_path, read_file
 
 _ENTITY_ADAPTERS: dict[type[BaseModel], TypeAdapter[Any]] = {}
+# Like a compiler, stop after this many errors: past it they are one mistake repeated, and a
+# document of 100,000 bad entries would otherwise cost seconds and hundreds of MiB to report.
+MAX_ERRORS = 1000
+
+
+class TooManyErrors(Exception):
+    """MAX_ERRORS errors are collected: whoever collects them stops and adds too_many_errors()."""
+
+
+def counted(errors: int, found: Sequence[Diagnostic]) -> int:
+    """The error count after `found`; raises TooManyErrors when it reaches MAX_ERRORS."""
+    errors += sum(d.is_error for d in found)
+    if errors >= MAX_ERRORS:
+        raise TooManyErrors
+    return errors
+
+
+def too_many_errors(last: Diagnostic) -> Diagnostic:
+    return Diagnostic(last.file, last.line, last.column, "too-many-errors",
+                      f"stopped after {MAX_ERRORS} errors; the rest of the file was not checked",
+                      hint="fix these (often one mistake repeated) and run again")
 
 
 @dataclass
@@ -36,6 +58,11 @@ class Loaded:
     link_index: tuple[int, ...] = ()  # position in the file of each entry of topology.links
     name_invalid: bool = False  # `name:` missing or not a string (already reported)
     expect_index: tuple[int, ...] = ()
+    errors: int = 0  # errors among diagnostics
+
+    def add(self, *found: Diagnostic) -> None:
+        self.diagnostics.extend(found)
+        self.errors = counted(self.errors, found)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +78,7 @@ class _Section:
 
     def error(self, path: Path, code: str, message: str, hint: str, *, key: bool = False) -> None:
         mark = self.loaded.source.locate(path, key=key)
-        self.loaded.diagnostics.append(Diagnostic(
+        self.loaded.add(Diagnostic(
             self.loaded.file, mark.line, mark.column, code, message, format_path(path), hint))
 
     def validate(self, cls: type[BaseModel], raw: Any, path: Path) -> Any | None:
@@ -61,7 +88,8 @@ class _Section:
         try:
             return adapter.validate_python(raw)
         except ValidationError as exc:
-            self.loaded.diagnostics.extend(translate(exc, cls, raw, path, self.loaded.source))
+            found = translate(exc, cls, raw, path, self.loaded.source)
+            self.loaded.add(*found[:MAX_ERRORS - self.loaded.errors])
             return None
 
     def container(self, raw: Any, path: Path, kind: type) -> Any:
@@ -185,14 +213,27 @@ def load_document(path: str) -> Loaded:
         root, source, diagnostics = read_file(path)
     except SourceError as exc:
         return Loaded(path, None, SourceMap(path), [exc.diagnostic])
-    loaded = Loaded(path, None, source, list(diagnostics))
-    if not isinstance(root, dict):
-        what = "empty" if root is None else f"{_type_name(root)}, not a mapping"
-        mark = source.locate(())
-        loaded.diagnostics.append(Diagnostic(
-            path, mark.line, mark.column, "not-a-topology", f"the document is {what}",
-            hint="a topology is a mapping with at least `name:`; see `vnet schema`"))
-        return loaded
+    loaded = Loaded(path, None, source)
+    try:
+        loaded.add(*diagnostics)
+        if isinstance(root, dict):
+            _load_sections(loaded, root)
+        else:
+            _not_a_topology(loaded, root)
+    except TooManyErrors:
+        loaded.topology = None
+        loaded.diagnostics.append(too_many_errors(loaded.diagnostics[-1]))
+    return loaded
+
+
+def _not_a_topology(loaded: Loaded, root: Any) -> None:
+    what = "empty" if root is None else f"{_type_name(root)}, not a mapping"
+    mark = loaded.source.locate(())
+    loaded.add(Diagnostic(loaded.file, mark.line, mark.column, "not-a-topology", f"the document is {what}",
+                          hint="a topology is a mapping with at least `name:`; see `vnet schema`"))
+
+
+def _load_sections(loaded: Loaded, root: dict[str, Any]) -> None:
     section = _Section(loaded, {})
     _unknown_sections(section, root)
     # A bad `name:` or `version:` is reported, and the rest of the file is still checked.
@@ -212,4 +253,3 @@ def load_document(path: str) -> Loaded:
         sriov=section.plain_entries("sriov", root.get("sriov"), m.PfSpec),
         expect=None if expect_raw is None else expect,
     )
-    return loaded

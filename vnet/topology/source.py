@@ -25,7 +25,12 @@ Path = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
-MAX_NODES = 2_000_000  # values produced, counting every alias expansion
+MAX_NODES = 1_000_000  # values produced, counting every alias expansion
+# Entries of one list: a lab's `links:` or `expect:` list, and any list inside an entry (the
+# longest a topology needs there is a VLAN trunk, at most 4094). Checked while parsing, so that a
+# flood of one repeated bad entry is refused before each entry becomes a diagnostic.
+MAX_SECTION_ENTRIES = 100_000
+MAX_LIST_ENTRIES = 10_000
 MAX_ALIAS_VALUES = 100_000  # values produced by alias expansions alone (each copies locations)
 _STD_TAG = "tag:yaml.org,2002:"
 
@@ -40,7 +45,7 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _FLOAT_SPECIAL = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per value of the document: keep it small
 class Mark:
     line: int  # 1-based
     column: int  # 1-based
@@ -118,7 +123,9 @@ class _Builder:
         self.smap = SourceMap(file)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchor | None] = {}  # None: anchored node still open
+        # Locations recorded while an anchored node is open (an alias copies them); else empty.
         self.entries: list[tuple[Path, bool, Mark]] = []
+        self.open_anchors = 0
         self.nodes = 0
         self.aliased = 0  # values produced by alias expansions
         self.documents = 0
@@ -129,7 +136,8 @@ class _Builder:
         return SourceError(Diagnostic(self.file, mark.line, mark.column, code, message, hint=hint))
 
     def record(self, path: Path, is_key: bool, mark: Mark) -> None:
-        self.entries.append((path, is_key, mark))
+        if self.open_anchors:
+            self.entries.append((path, is_key, mark))
         (self.smap.keys if is_key else self.smap.values)[path] = mark
 
     def count(self, amount: int, mark: Mark) -> None:
@@ -144,10 +152,18 @@ class _Builder:
             return ()
         top = self.stack[-1]
         if isinstance(top.value, list):
+            self.check_length(top, mark)
             return (*top.path, len(top.value))
         if top.key is None:
             return None
         return (*top.path, top.key)
+
+    def check_length(self, frame: _Frame, mark: Mark) -> None:
+        limit = MAX_SECTION_ENTRIES if len(frame.path) == 1 else MAX_LIST_ENTRIES
+        if len(frame.value) >= limit:
+            where = format_path(frame.path) or "the document"
+            raise self.fail(mark, "yaml-list-too-long", f"`{where}` holds more than {limit} entries",
+                            "no topology needs a list this long (a trunk holds at most 4094 VLANs)")
 
     def place(self, value: Any) -> None:
         if not self.stack:
@@ -180,6 +196,7 @@ class _Builder:
     def open_anchor(self, anchor: str | None) -> None:
         if anchor is not None:
             self.anchors[anchor] = None
+            self.open_anchors += 1
 
     def close_anchor(self, anchor: str | None, path: Path, value: Any, first_entry: int) -> None:
         if anchor is None:
@@ -187,6 +204,9 @@ class _Builder:
         cut = len(path)
         rel = [(p[cut:], is_key, m) for p, is_key, m in self.entries[first_entry:]]
         self.anchors[anchor] = _Anchor(value, rel)
+        self.open_anchors -= 1
+        if not self.open_anchors:
+            self.entries.clear()
 
     def on_event(self, event: Any) -> None:
         mark = Mark(event.start_mark.line + 1, event.start_mark.column + 1)
@@ -216,8 +236,8 @@ class _Builder:
         except ValueError:  # an integer longer than Python's int_max_str_digits (4300)
             raise self.fail(mark, "yaml-number-too-long", f"a {len(event.value)}-digit number",
                             "no topology value is that long; quote it if it is meant as text") from None
-        self.record(path, False, mark)
         self.open_anchor(event.anchor)
+        self.record(path, False, mark)
         self.close_anchor(event.anchor, path, value, len(self.entries) - 1)
         self.place(value)
 
@@ -231,8 +251,8 @@ class _Builder:
             raise self.fail(mark, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels",
                             "a topology file is at most a few levels deep")
         self.count(1, mark)
-        self.record(path, False, mark)
         self.open_anchor(event.anchor)
+        self.record(path, False, mark)
         container: dict[str, Any] | list[Any] = {} if isinstance(event, yaml.MappingStartEvent) else []
         self.stack.append(_Frame(path, container, event.anchor, len(self.entries) - 1))
 
@@ -311,6 +331,9 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     context_mark = getattr(exc, "context_mark", None)
     if context and context_mark is not None and context_mark.line + 1 != line:
         context = f"{context} that started on line {context_mark.line + 1}"
+    if "maximum nesting depth" in str(problem):  # newer libyaml refuses 1000 levels before we see them
+        return Diagnostic(file, line, column, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels",
+                          hint="a topology file is at most a few levels deep")
     message = f"{problem} ({context})" if context else str(problem)
     return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}",
                       hint="check indentation, quoting and `key: value` spacing near this line")

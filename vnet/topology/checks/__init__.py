@@ -17,7 +17,7 @@ from vnet.topology.checks.naming import check_names
 from vnet.topology.checks.nodes import check_routes, check_sriov, check_unused
 from vnet.topology.checks.ports import check_ports
 from vnet.topology.lab import Interface, Lab, LinkInfo
-from vnet.topology.loader import Loaded
+from vnet.topology.loader import Loaded, TooManyErrors, too_many_errors
 from vnet.topology.names import VfEnd
 
 # In order: later checks use what earlier ones resolved (endpoints -> addresses -> routes/expect).
@@ -40,9 +40,12 @@ def run_checks(loaded: Loaded) -> tuple[Lab | None, list[Diagnostic]]:
     diagnostics = list(loaded.diagnostics)
     if loaded.topology is None:
         return None, diagnostics
-    ctx = CheckContext(loaded, loaded.topology)
-    for check in CHECKS:
-        check(ctx)
+    ctx = CheckContext(loaded, loaded.topology, errors=loaded.errors)
+    try:
+        for check in CHECKS:
+            check(ctx)
+    except TooManyErrors:
+        ctx.diagnostics.append(too_many_errors(ctx.diagnostics[-1]))
     diagnostics.extend(ctx.diagnostics)
     if any(d.is_error for d in diagnostics):
         return None, diagnostics

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import netaddr
 
 from vnet.errors import Diagnostic, Severity
-from vnet.topology.loader import Loaded
+from vnet.topology.loader import Loaded, counted
 from vnet.topology.model import Topology
 from vnet.topology.names import Endpoint
 from vnet.topology.source import Path, format_path
@@ -24,12 +24,15 @@ class CheckContext:
     addresses: dict[tuple[str, str], list[netaddr.IPNetwork]] = field(default_factory=dict)
     # Link position of each node interface, in file order.
     interface_links: dict[tuple[str, str], int] = field(default_factory=dict)
+    errors: int = 0  # errors so far, the loader's included (TooManyErrors stops the checks)
 
     def report(self, path: Path, code: str, message: str, hint: str = "", *,
                key: bool = False, severity: Severity = Severity.ERROR) -> None:
         mark = self.loaded.source.locate(path, key=key)
-        self.diagnostics.append(Diagnostic(self.loaded.file, mark.line, mark.column, code, message,
-                                           format_path(path), hint, severity))
+        diagnostic = Diagnostic(self.loaded.file, mark.line, mark.column, code, message,
+                                format_path(path), hint, severity)
+        self.diagnostics.append(diagnostic)
+        self.errors = counted(self.errors, (diagnostic,))
 
     def warn(self, path: Path, code: str, message: str, hint: str = "") -> None:
         self.report(path, code, message, hint, severity=Severity.WARNING)
