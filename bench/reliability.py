@@ -4,7 +4,7 @@
                                                [--json FILE]
 
 Runs, in one pytest session: tests/reliability with its extended variants (VNET_RELIABILITY_FULL=1:
-every crash point with the guest, more races and random kills, the larger hostile inputs), the
+every crash point with the guest, more races and random kills), the
 soak test with --soak-cycles cycles, the hostile-document test with --fuzz-examples fuzzed
 documents; and the existing suites that cover the rest of issue 7, counted as tests: the
 fault/lock/ownership/destroy/drift functional tests, tests/ovs/test_vms.py and test_drift.py (a

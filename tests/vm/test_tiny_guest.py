@@ -67,7 +67,11 @@ def test_nics_renamed_by_mac_with_mtu(agent: GuestAgent) -> None:
     assert sh(agent, "cat /sys/class/net/eth0/address /sys/class/net/lan1/address").split() == [
         "52:54:00:5e:00:02", "52:54:00:5e:00:01"]
     assert sh(agent, "cat /sys/class/net/eth0/mtu /sys/class/net/lan1/mtu").split() == ["1400", "1500"]
-    states = sh(agent, "cat /sys/class/net/eth0/operstate /sys/class/net/lan1/operstate")
+    # operstate follows `ip link set up` asynchronously (the kernel's linkwatch, up to a second
+    # later, more under TCG on a loaded host): give it 10 s.
+    states = sh(agent, "for i in $(seq 50); do s=$(cat /sys/class/net/eth0/operstate"
+                       " /sys/class/net/lan1/operstate); [ \"$s\" = 'up\nup' ] && break; sleep 0.2;"
+                       " done; echo $s")
     assert states.split() == ["up", "up"]
     assert "vnettmp" not in sh(agent, "ls /sys/class/net")
 
