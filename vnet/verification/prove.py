@@ -21,6 +21,7 @@ from vnet.reconcile.plan import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
 from vnet.topology.reach import Probe
+from vnet.verification import neighbours
 from vnet.verification.guests import ping_from_vms
 from vnet.verification.icmp import Echo, Ping, ping_all
 
@@ -71,8 +72,15 @@ ProbeRunner = Callable[[Lab, Sequence[NodePing], float], dict[NodePing, Echo]]
 
 
 def _from_namespaces(lab: Lab, pings: Sequence[NodePing], timeout: float) -> dict[NodePing, Echo]:
+    """All at once when the host's neighbour tables can take it, else in waves (neighbours.py)."""
     by_ping = {(node, address): Ping(netns_name(lab.name, node), address) for node, address in pings}
-    echoes = ping_all(list(by_ping.values()), timeout=timeout)
+    echoes: dict[Ping, Echo] = {}
+    batches = neighbours.waves(list(by_ping.values()), neighbours.free_entries())
+    for number, batch in enumerate(batches, 1):
+        echoes.update(ping_all(batch, timeout=timeout))
+        if number < len(batches):
+            neighbours.flush(netns_name(lab.name, node) for node, spec in lab.topology.nodes.items()
+                             if spec.kind == "netns")
     return {key: echoes[ping] for key, ping in by_ping.items()}
 
 

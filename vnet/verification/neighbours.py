@@ -1,0 +1,83 @@
+"""Keeping verify's probes within the host's neighbour tables.
+
+The kernel's ARP and ND tables are shared by every network namespace of the host and take at
+most gc_thresh3 entries each (/proc/sys/net/ipv{4,6}/neigh/default/gc_thresh3, 1024 by
+default); an entry younger than 5 s cannot be reclaimed, so a burst beyond the limit fails
+with ENOBUFS. A probe to a neighbour makes two entries (the source's for the target, and the
+target's for the source, learnt from the ARP request or neighbour solicitation): the derived
+matrix of 100 hosts on one subnet needs ~9,900. So probes from namespaces go in waves that fit
+in what the tables have left, and after each wave but the last the entries are deleted from
+the lab's namespaces (vnet owns them; a neighbour entry is only a cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from vnet.drivers import netns
+from vnet.drivers.netlink import constants as c
+from vnet.drivers.netlink.errors import NetlinkError
+from vnet.drivers.netlink.parse import parse_attrs
+from vnet.drivers.netlink.socket import NetlinkSocket
+from vnet.drivers.netlink.wire import attr, message
+
+T = TypeVar("T")
+
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NDA_DST = 1
+NUD_PERMANENT = 0x80
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+ENTRIES_PER_PROBE = 2
+MARGIN = 128  # entries left for the rest of the host
+MIN_WAVE = 32
+_TABLES = (("ipv4", "arp_cache"), ("ipv6", "ndisc_cache"))
+
+
+def free_entries(proc: Path = Path("/proc")) -> int:
+    """Entries the fuller of the host's ARP and ND tables can still take (huge if unknown)."""
+    free = []
+    for family, stat in _TABLES:
+        try:
+            limit = int((proc / f"sys/net/{family}/neigh/default/gc_thresh3").read_text())
+            used = int((proc / f"net/stat/{stat}").read_text().splitlines()[1].split()[0], 16)
+        except (OSError, ValueError, IndexError):
+            continue
+        free.append(limit - used)
+    return min(free, default=1 << 30)
+
+
+def waves(items: Sequence[T], free: int) -> list[Sequence[T]]:
+    """`items` (probes) cut into waves whose neighbour entries fit in `free`."""
+    size = max(MIN_WAVE, (free - MARGIN) // ENTRIES_PER_PROBE)
+    return [items[k:k + size] for k in range(0, len(items), size)] or [items]
+
+
+def flush(namespaces: Iterable[str]) -> None:
+    """Delete every neighbour entry in these namespaces (best effort: they are only a cache)."""
+    for name in namespaces:
+        with contextlib.suppress(NetlinkError, OSError):
+            with netns.entered(name):
+                sock = NetlinkSocket()
+            with sock:
+                dump = message(RTM_GETNEIGH, c.NLM_F_REQUEST | c.NLM_F_DUMP, _NDMSG.pack(0, 0, 0, 0, 0))
+                entries = [m.payload for m in sock.dump(dump) if m.type == RTM_NEWNEIGH]
+                sock.transact([_delete(entry) for entry in entries if _learnt(entry)])
+
+
+def _learnt(entry: bytes) -> bool:
+    """An ARP/ND entry the kernel learnt: not a static one, nor a bridge FDB row (the AF_BRIDGE
+    part of the dump lists a device's own unicast and multicast addresses)."""
+    family, _index, state, _flags, _type = _NDMSG.unpack_from(entry)
+    return family in (c.AF_INET, c.AF_INET6) and not state & NUD_PERMANENT and NDA_DST in parse_attrs(
+        entry, _NDMSG.size)
+
+
+def _delete(entry: bytes) -> bytes:
+    family, index, _state, _flags, _type = _NDMSG.unpack_from(entry)
+    dst = parse_attrs(entry, _NDMSG.size)[NDA_DST]
+    body = _NDMSG.pack(family, index, 0, 0, 0) + attr(NDA_DST, dst)
+    return message(RTM_DELNEIGH, c.NLM_F_REQUEST | c.NLM_F_ACK, body)
