@@ -98,7 +98,8 @@ class _Sockets:
                 sock.setsockopt(SOL_RAW, ICMP_FILTER, ICMP_ONLY_ECHO_REPLY)
             else:
                 sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, ICMP6_ONLY_ECHO_REPLY)
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            with contextlib.suppress(OSError):  # needs CAP_NET_ADMIN; the default buffer works too
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
             sock.setblocking(False)
             self.by_key[key] = sock
         return self.by_key[key]
