@@ -96,6 +96,8 @@ def test_free_entries_and_waves(tmp_path: Path) -> None:
             "entries  allocs   destroys\n" + f"{used:08x} 00001637 000016b1\n" * 2)
     assert neighbours.free_entries(tmp_path) == 1024 - 0x300  # the fuller table
     assert neighbours.free_entries(tmp_path / "missing") > 1 << 20  # unknown: no waves
+    (tmp_path / "sys/net/ipv4/neigh/default/gc_thresh3").unlink()  # as in a container's namespace
+    assert neighbours.free_entries(tmp_path) == neighbours.DEFAULT_GC_THRESH3 - 0x300
     items = list(range(100))
     assert neighbours.waves(items, 10**9) == [items]
     assert [len(w) for w in neighbours.waves(items, neighbours.MARGIN + 2 * 40)] == [40, 40, 20]

@@ -34,6 +34,7 @@ _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 ENTRIES_PER_PROBE = 2
 MARGIN = 128  # entries left for the rest of the host
 MIN_WAVE = 32
+DEFAULT_GC_THRESH3 = 1024
 _TABLES = (("ipv4", "arp_cache"), ("ipv6", "ndisc_cache"))
 
 
@@ -42,10 +43,13 @@ def free_entries(proc: Path = Path("/proc")) -> int:
     free = []
     for family, stat in _TABLES:
         try:
-            limit = int((proc / f"sys/net/{family}/neigh/default/gc_thresh3").read_text())
             used = int((proc / f"net/stat/{stat}").read_text().splitlines()[1].split()[0], 16)
         except (OSError, ValueError, IndexError):
             continue
+        try:
+            limit = int((proc / f"sys/net/{family}/neigh/default/gc_thresh3").read_text())
+        except (OSError, ValueError):  # only the initial namespace has it: assume the default
+            limit = DEFAULT_GC_THRESH3
         free.append(limit - used)
     return min(free, default=1 << 30)
 
