@@ -9,13 +9,14 @@ host-wide sysctl that a test must not change, so the wave size is forced small h
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from vnet import api
-from vnet.verification import neighbours
+from vnet.verification import icmp, neighbours
 
 from .conftest import Labs
 from .hostlib import ip_json, run
@@ -103,3 +104,22 @@ def test_free_entries_and_waves(tmp_path: Path) -> None:
     assert [len(w) for w in neighbours.waves(items, neighbours.MARGIN + 2 * 40)] == [40, 40, 20]
     assert [len(w) for w in neighbours.waves(items, 0)] == [32, 32, 32, 4]  # never below MIN_WAVE
     assert neighbours.waves([], 0) == [[]]
+
+
+def test_a_full_neighbour_table_is_named_not_taken_for_silence() -> None:
+    """When the table is full anyway (other labs, containers), the kernel refuses the send with
+    ENOBUFS: the probe's hint says so instead of "ARP/ND unanswered". (A socket that refuses is
+    simulated: filling the host's shared table would disturb everything else on it.)"""
+    class FullTable:
+        def sendto(self, data: bytes, address: tuple[str, int]) -> int:
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+
+    class Sockets(icmp._Sockets):
+        def get(self, namespace: str, version: int) -> FullTable:  # type: ignore[override]
+            return FullTable()
+
+    full, unreachable = icmp.Ping("ns", "198.18.9.2"), icmp.Ping("ns", "198.18.9.3")
+    results = {full: icmp.Echo(False, None), unreachable: icmp.Echo(False, None)}
+    icmp._send(Sockets(), [(full, 4, 1)], results, {}, 7)
+    assert not results[full].reached and "gc_thresh3" in results[full].send_error
+    assert results[unreachable].send_error == ""

@@ -10,6 +10,7 @@ replies are matched exactly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import socket
@@ -35,6 +36,9 @@ ICMP6_ONLY_ECHO_REPLY = struct.pack("=8I", *(0xFFFFFFFF & ~(1 << (ICMP6_ECHO_REP
                                              for word in range(8)))
 RECEIVE_BUFFER = 4 * 1024 * 1024
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SEND_ERRORS = {errno.ENOBUFS: "the host's ARP/ND table is full (shared by every namespace, "
+                               "net.ipv4.neigh.default.gc_thresh3 entries): other labs or "
+                               "containers use it; retry, or raise that sysctl"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Ping:
 class Echo:
     reached: bool
     rtt_ms: float | None
+    send_error: str = ""  # why the kernel refused to send the request, when it did
 
 
 def _checksum(data: bytes) -> int:
@@ -139,9 +144,10 @@ def _send(sockets: _Sockets, targets: list[tuple[Ping, int, int]], results: dict
             continue
         sock = sockets.get(ping.namespace, version)
         sent_at.setdefault(ping, time.monotonic())
-        # No route / unreachable: the probe simply gets no reply; the hints explain why.
-        with contextlib.suppress(OSError):
+        try:
             sock.sendto(_request(version, ident, seq & 0xFFFF), (ping.address, 0))
+        except OSError as exc:  # no route, unreachable: the hints explain; ENOBUFS: see neighbours.py
+            results[ping] = Echo(False, None, _SEND_ERRORS.get(exc.errno or 0, ""))
 
 
 def _receive(sockets: _Sockets, pending: dict[tuple[str, int, int], Ping], results: dict[Ping, Echo],

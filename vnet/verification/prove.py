@@ -154,8 +154,9 @@ def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], KindPi
     if outcome.ok:
         return outcome
     silent = [a for a, e in answers if not e.reached]
+    refused = next((e.send_error for _, e in answers if e.send_error), "")
     culprit = replace(probe, addresses=tuple(silent)) if probe.reach and silent else probe
-    return ProbeOutcome(probe, reached, answered, rtt, _hint(lab, culprit, reached))
+    return ProbeOutcome(probe, reached, answered, rtt, refused or _hint(lab, culprit, reached))
 
 
 def family_of(address: str) -> int:
