@@ -248,8 +248,7 @@ class _Builder:
             raise self.fail(mark, "yaml-complex-key", "mapping keys must be plain strings",
                             "write the key as a plain word")
         if len(self.stack) >= MAX_DEPTH:
-            raise self.fail(mark, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels",
-                            "a topology file is at most a few levels deep")
+            raise SourceError(_too_deep(self.file, mark.line, mark.column))
         self.count(1, mark)
         self.open_anchor(event.anchor)
         self.record(path, False, mark)
@@ -318,6 +317,11 @@ def _events(text: str) -> Iterator[Any]:
         loader.dispose()
 
 
+def _too_deep(file: str, line: int, column: int) -> Diagnostic:
+    return Diagnostic(file, line, column, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels",
+                      hint="a topology file is at most a few levels deep")
+
+
 def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
@@ -332,8 +336,7 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     if context and context_mark is not None and context_mark.line + 1 != line:
         context = f"{context} that started on line {context_mark.line + 1}"
     if "maximum nesting depth" in str(problem):  # newer libyaml refuses 1000 levels before we see them
-        return Diagnostic(file, line, column, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels",
-                          hint="a topology file is at most a few levels deep")
+        return _too_deep(file, line, column)
     message = f"{problem} ({context})" if context else str(problem)
     return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}",
                       hint="check indentation, quoting and `key: value` spacing near this line")

@@ -9,7 +9,6 @@ replies are matched exactly.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
@@ -26,16 +25,13 @@ from vnet.drivers import netns
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
 # A raw ICMP socket gets a copy of every ICMP packet its namespace receives: in a lab of N hosts
-# probing each other that is N*attempts echo requests besides the replies, and a full receive
-# buffer drops replies (linear,100 lost most of them). Keep only echo replies (the kernel's
-# per-socket type filters: a set bit blocks that type), and give the socket a larger buffer.
+# probing each other, N*attempts echo requests besides the replies. The kernel's per-socket type
+# filter (a set bit blocks that type) keeps only echo replies, so the receive loop reads no others.
 SOL_RAW, ICMP_FILTER, ICMP6_FILTER = 255, 1, 1
 ICMP_ONLY_ECHO_REPLY = struct.pack("=I", 0xFFFFFFFF & ~(1 << ICMP_ECHO_REPLY))
 ICMP6_ONLY_ECHO_REPLY = struct.pack("=8I", *(0xFFFFFFFF & ~(1 << (ICMP6_ECHO_REPLY & 31))
                                              if word == ICMP6_ECHO_REPLY >> 5 else 0xFFFFFFFF
                                              for word in range(8)))
-RECEIVE_BUFFER = 4 * 1024 * 1024
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _SEND_ERRORS = {errno.ENOBUFS: "the host's ARP/ND table is full (shared by every namespace, "
                                "net.ipv4.neigh.default.gc_thresh3 entries): other labs or "
                                "containers use it; retry, or raise that sysctl"}
@@ -103,8 +99,6 @@ class _Sockets:
                 sock.setsockopt(SOL_RAW, ICMP_FILTER, ICMP_ONLY_ECHO_REPLY)
             else:
                 sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, ICMP6_ONLY_ECHO_REPLY)
-            with contextlib.suppress(OSError):  # needs CAP_NET_ADMIN; the default buffer works too
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
             sock.setblocking(False)
             self.by_key[key] = sock
         return self.by_key[key]

@@ -13,7 +13,6 @@ the lab's namespaces (vnet owns them; a neighbour entry is only a cache).
 from __future__ import annotations
 
 import contextlib
-import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -23,14 +22,10 @@ from vnet.drivers.netlink import constants as c
 from vnet.drivers.netlink.errors import NetlinkError
 from vnet.drivers.netlink.parse import parse_attrs
 from vnet.drivers.netlink.socket import NetlinkSocket
-from vnet.drivers.netlink.wire import attr, message
+from vnet.drivers.netlink.wire import NDMSG, del_neighbour, dump_neighbours
 
 T = TypeVar("T")
 
-RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-NDA_DST = 1
-NUD_PERMANENT = 0x80
-_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 ENTRIES_PER_PROBE = 2
 MARGIN = 128  # entries left for the rest of the host
 MIN_WAVE = 32
@@ -67,21 +62,18 @@ def flush(namespaces: Iterable[str]) -> None:
             with netns.entered(name):
                 sock = NetlinkSocket()
             with sock:
-                dump = message(RTM_GETNEIGH, c.NLM_F_REQUEST | c.NLM_F_DUMP, _NDMSG.pack(0, 0, 0, 0, 0))
-                entries = [m.payload for m in sock.dump(dump) if m.type == RTM_NEWNEIGH]
+                entries = [m.payload for m in sock.dump(dump_neighbours()) if m.type == c.RTM_NEWNEIGH]
                 sock.transact([_delete(entry) for entry in entries if _learnt(entry)])
 
 
 def _learnt(entry: bytes) -> bool:
     """An ARP/ND entry the kernel learnt: not a static one, nor a bridge FDB row (the AF_BRIDGE
     part of the dump lists a device's own unicast and multicast addresses)."""
-    family, _index, state, _flags, _type = _NDMSG.unpack_from(entry)
-    return family in (c.AF_INET, c.AF_INET6) and not state & NUD_PERMANENT and NDA_DST in parse_attrs(
-        entry, _NDMSG.size)
+    family, _index, state, _flags, _type = NDMSG.unpack_from(entry)
+    return (family in (c.AF_INET, c.AF_INET6) and not state & c.NUD_PERMANENT
+            and c.NDA_DST in parse_attrs(entry, NDMSG.size))
 
 
 def _delete(entry: bytes) -> bytes:
-    family, index, _state, _flags, _type = _NDMSG.unpack_from(entry)
-    dst = parse_attrs(entry, _NDMSG.size)[NDA_DST]
-    body = _NDMSG.pack(family, index, 0, 0, 0) + attr(NDA_DST, dst)
-    return message(RTM_DELNEIGH, c.NLM_F_REQUEST | c.NLM_F_ACK, body)
+    family, index, _state, _flags, _type = NDMSG.unpack_from(entry)
+    return del_neighbour(family, index, parse_attrs(entry, NDMSG.size)[c.NDA_DST])

@@ -338,6 +338,22 @@ def dump_netconf(*, family: int = c.AF_INET) -> bytes:
     return message(c.RTM_GETNETCONF, c.NLM_F_REQUEST | c.NLM_F_DUMP, bytes((family, 0, 0, 0)))
 
 
+# -- neighbours (ARP/ND) -----------------------------------------------------------------------
+
+NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+
+
+def dump_neighbours() -> bytes:
+    """RTM_GETNEIGH dump of every neighbour table of the namespace (AF_BRIDGE rows included)."""
+    return message(c.RTM_GETNEIGH, c.NLM_F_REQUEST | c.NLM_F_DUMP, NDMSG.pack(0, 0, 0, 0, 0))
+
+
+def del_neighbour(family: int, index: int, dst: bytes) -> bytes:
+    """RTM_DELNEIGH of one entry, `dst` being its NDA_DST as the kernel reported it."""
+    return message(c.RTM_DELNEIGH, c.NLM_F_REQUEST | c.NLM_F_ACK,
+                   NDMSG.pack(family, index, 0, 0, 0) + attr(c.NDA_DST, dst))
+
+
 def dump_routes(*, family: int = c.AF_UNSPEC, table: int = c.RT_TABLE_MAIN) -> bytes:
     """RTM_GETROUTE dump of one table (filtered by the kernel under strict checking)."""
     head = RTMSG.pack(family, 0, 0, 0, table if table < 256 else c.RT_TABLE_UNSPEC, 0, 0, 0, 0)
