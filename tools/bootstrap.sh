@@ -18,7 +18,7 @@ apt_packages=(
   linux-image-amd64
   # VMs of `image: tiny`: vnet builds their initramfs from Debian's cloud kernel (small, virtio
   # drivers as modules) and busybox-static.
-  linux-image-cloud-amd64
+  linux-image-cloud-amd64 netcat-openbsd  # netcat: copied into the tiny image for its UDP probes
   qemu-guest-agent                   # tests/vm/test_qga.py: qemu-ga on the host stands in for a guest's agent
 )
 missing=()

@@ -12,6 +12,9 @@ read from the compiled desired state (`compile_lab`), so they are exactly what a
   queue per direction, plus config and control). `host_mtu` tells the guest the link's MTU.
 - libvirt: `<interface type='ethernet'>` with `<target dev=… managed='no'/>`, so libvirt
   opens the existing TAP instead of creating or deleting one.
+- A TAP on a userspace (netdev) OVS bridge: the guest must compute its own checksums
+  (`csum=off` on the device, libvirt `<driver><host csum='off'/></driver>`), or its TCP and UDP
+  frames cross ovs-vswitchd with partial checksums and are dropped (vnet/compile/ovs.py).
 
 The queue count of a multi-queue TAP is not in the topology (it depends on the guest's vCPUs):
 DEFAULT_QUEUES unless the caller gives one.
@@ -25,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vnet.compile import compile_lab, mark
+from vnet.compile.ovs import guest_must_checksum
 from vnet.errors import EX_DATAERR, VnetError
+from vnet.host import features
 from vnet.resources import DesiredState, Tap
 from vnet.topology.lab import Interface, Lab
 
@@ -51,12 +56,14 @@ class TapAttachment:
     mtu: int | None
     queues: int  # 1 unless the TAP is multi-queue
     addresses: tuple[str, ...]  # what the guest is expected to configure (vnet does not)
+    checksum_offload: bool  # False: the guest must compute its checksums (userspace OVS port)
     qemu_args: tuple[str, ...]
     libvirt_xml: str
 
     def to_json(self) -> dict[str, Any]:
         return {"iface": self.iface, "tap": self.tap, "mac": self.mac, "tap_mac": self.tap_mac,
                 "mtu": self.mtu, "queues": self.queues, "addresses": list(self.addresses),
+                "checksum_offload": self.checksum_offload,
                 "qemu_args": list(self.qemu_args), "libvirt_xml": self.libvirt_xml}
 
 
@@ -77,10 +84,15 @@ class AttachInfo:
 
 
 def attach_info(lab: Lab, node: str, *, queues: int | None = None, vhost: bool | None = None,
-                desired: DesiredState | None = None) -> AttachInfo:
+                desired: DesiredState | None = None, kernel_datapath: bool | None = None) -> AttachInfo:
     """What a guest started elsewhere needs for tap node `node`. `vhost`: None probes
-    /dev/vhost-net; `queues` applies to multi-queue TAPs only; `desired` defaults to compile_lab."""
+    /dev/vhost-net; `queues` applies to multi-queue TAPs only; `desired` defaults to compile_lab;
+    `kernel_datapath` (None: probed when an OVS switch has `datapath: auto`) decides where
+    `auto` bridges run, and so whether the guest must compute its checksums."""
     _require_tap_node(lab, node)
+    if kernel_datapath is None:
+        auto = any(getattr(s, "datapath", None) == "auto" for s in lab.topology.switches.values())
+        kernel_datapath = auto and features.ovs_kernel_datapath()
     interfaces = sorted(lab.interfaces_of(node), key=lambda i: i.link)
     state = desired if desired is not None else compile_lab(lab)
     taps = {tap.end.alias: tap for tap in state.resources.values() if isinstance(tap, Tap)}
@@ -95,7 +107,8 @@ def attach_info(lab: Lab, node: str, *, queues: int | None = None, vhost: bool |
     use_vhost = os.path.exists(VHOST_NET) if vhost is None else vhost
     owner, group = (found[0][1].owner, found[0][1].group) if found else (None, None)  # per node
     return AttachInfo(lab.name, node, owner, group, multi_queue, use_vhost,
-                      tuple(_attachment(iface, tap, count if tap.multi_queue else 1, use_vhost)
+                      tuple(_attachment(iface, tap, count if tap.multi_queue else 1, use_vhost,
+                                        not guest_must_checksum(lab, node, iface.name, kernel_datapath))
                             for iface, tap in found))
 
 
@@ -114,20 +127,22 @@ def _require_tap_node(lab: Lab, node: str) -> None:
                               "attach-info is for `kind: tap` nodes")
 
 
-def _attachment(iface: Interface, tap: Tap, queues: int, vhost: bool) -> TapAttachment:
+def _attachment(iface: Interface, tap: Tap, queues: int, vhost: bool, offload: bool) -> TapAttachment:
     return TapAttachment(
         iface=iface.name, tap=tap.end.name, mac=iface.mac, tap_mac=tap.end.mac, mtu=iface.mtu,
-        queues=queues, addresses=tuple(str(a) for a in iface.addresses),
-        qemu_args=tuple(qemu_args(iface.name, tap.end.name, iface.mac, queues, vhost, iface.mtu)),
-        libvirt_xml=libvirt_interface(tap.end.name, iface.mac, queues, iface.mtu))
+        queues=queues, addresses=tuple(str(a) for a in iface.addresses), checksum_offload=offload,
+        qemu_args=tuple(qemu_args(iface.name, tap.end.name, iface.mac, queues, vhost, iface.mtu, offload)),
+        libvirt_xml=libvirt_interface(tap.end.name, iface.mac, queues, iface.mtu, offload))
 
 
 def qemu_args(iface: str, tap: str, mac: str, queues: int = 1, vhost: bool = False,
-              mtu: int | None = None) -> list[str]:
+              mtu: int | None = None, checksum_offload: bool = True) -> list[str]:
     """`-netdev tap,… -device virtio-net-pci,…` for a NIC on the existing TAP `tap`."""
     ident = f"vnet-{iface}"  # QEMU ids: a letter first, then letters, digits, `-`, `.`, `_`
     netdev = f"tap,id={ident},ifname={tap},script=no,downscript=no"
     device = f"virtio-net-pci,netdev={ident},id={ident}-nic,mac={mac}"
+    if not checksum_offload:
+        device += ",csum=off"
     if vhost:
         netdev += ",vhost=on"
     if queues > 1:
@@ -138,14 +153,18 @@ def qemu_args(iface: str, tap: str, mac: str, queues: int = 1, vhost: bool = Fal
     return ["-netdev", netdev, "-device", device]
 
 
-def libvirt_interface(tap: str, mac: str, queues: int = 1, mtu: int | None = None) -> str:
+def libvirt_interface(tap: str, mac: str, queues: int = 1, mtu: int | None = None,
+                      checksum_offload: bool = True) -> str:
     """A libvirt `<interface type='ethernet'>` on the existing TAP `tap` (libvirt does not manage it)."""
     root = ET.Element("interface", type="ethernet")
     ET.SubElement(root, "target", dev=tap, managed="no")
     ET.SubElement(root, "mac", address=mac)
     ET.SubElement(root, "model", type="virtio")
-    if queues > 1:
-        ET.SubElement(root, "driver", name="vhost", queues=str(queues))
+    if queues > 1 or not checksum_offload:
+        driver = ET.SubElement(root, "driver", name="vhost", queues=str(queues)) if queues > 1 else (
+            ET.SubElement(root, "driver"))
+        if not checksum_offload:  # virtio-net `csum=off`: the guest computes its checksums
+            ET.SubElement(driver, "host", csum="off")
     if mtu is not None:
         ET.SubElement(root, "mtu", size=str(mtu))
     ET.indent(root, space="  ")

@@ -10,13 +10,14 @@ host-wide sysctl that a test must not change, so the wave size is forced small h
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
 
 from vnet import api
-from vnet.verification import icmp, neighbours
+from vnet.verification import engine, neighbours
 
 from .conftest import Labs
 from .hostlib import ip_json, run
@@ -58,10 +59,12 @@ def test_verify_probes_in_waves_and_clears_entries_between_them(
     monkeypatch.setattr(neighbours, "flush", flush)
     result = api.verify(loaded)
     assert result.ok, [o.to_json() for o in result.outcomes if not o.ok]
-    pings = sum(len(o.probe.addresses) for o in result.outcomes)
-    assert len(result.outcomes) == HOSTS * (HOSTS - 1) and pings == 2 * len(result.outcomes)
-    # one flush between waves (more if a probe had to be repeated: prove's retries are waved too)
-    assert len(flushed) >= -(-pings // 40) - 1 and all(names == namespaces for names in flushed)
+    # per ordered pair and family: ICMP, TCP and the MTU row, each to one address
+    assert len(result.outcomes) == HOSTS * (HOSTS - 1) * 2 * 3
+    pairs = len({(o.probe.source, str(o.probe.address.ip)) for o in result.outcomes})
+    assert pairs == HOSTS * (HOSTS - 1) * 2
+    # one flush between waves; the rows of one (source, address) share a wave and its entries
+    assert len(flushed) >= -(-pairs // 40) - 1 and all(names == namespaces for names in flushed)
 
 
 def test_flush_keeps_static_entries_and_the_devices_multicast_addresses(labs: Labs) -> None:
@@ -84,7 +87,7 @@ def test_flush_keeps_static_entries_and_the_devices_multicast_addresses(labs: La
     maddr = run("ip", "-n", h1, "maddr", "show", "dev", "eth0").stdout
     assert "33:33:ff:00:00:01" in maddr  # h1's solicited-node group (fd00:9::1)
     again = api.verify(loaded)
-    assert again.ok and all(o.answered_by for o in again.outcomes)
+    assert again.ok and {o.probe.family for o in again.outcomes} == {"ipv4", "ipv6"}
 
 
 def test_free_entries_and_waves(tmp_path: Path) -> None:
@@ -110,16 +113,13 @@ def test_a_full_neighbour_table_is_named_not_taken_for_silence() -> None:
     """When the table is full anyway (other labs, containers), the kernel refuses the send with
     ENOBUFS: the probe's hint says so instead of "ARP/ND unanswered". (A socket that refuses is
     simulated: filling the host's shared table would disturb everything else on it.)"""
-    class FullTable:
-        def sendto(self, data: bytes, address: tuple[str, int]) -> int:
+    class FullTable(socket.socket):
+        def sendto(self, *args: object) -> int:  # type: ignore[override]
             raise OSError(errno.ENOBUFS, "No buffer space available")
 
-    class Sockets(icmp._Sockets):
-        def get(self, namespace: str, version: int) -> FullTable:  # type: ignore[override]
-            return FullTable()
+    def opener(namespace: str, kinds: Sequence[engine.SocketKind]) -> list[socket.socket]:
+        return [FullTable(*kind) for kind in kinds]
 
-    full, unreachable = icmp.Ping("ns", "198.18.9.2"), icmp.Ping("ns", "198.18.9.3")
-    results = {full: icmp.Echo(False, None), unreachable: icmp.Echo(False, None)}
-    icmp._send(Sockets(), [(full, 4, 1)], results, {}, 7)
-    assert not results[full].reached and "gc_thresh3" in results[full].send_error
-    assert results[unreachable].send_error == ""
+    full = engine.Request("ns", "198.18.9.2")
+    answer = engine.probe_all([full], 0.2, opener)[full]
+    assert answer.state == engine.SILENT and "gc_thresh3" in answer.detail

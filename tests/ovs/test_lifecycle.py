@@ -190,7 +190,7 @@ nodes:
   h2: {kind: netns}
 links:
   - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.12.1/24}
-  - {endpoints: [h2:eth0, $b1], trunk: [10, 20], ip: 198.18.12.2/24}
+  - {endpoints: [h2:eth0, $b1], trunk: [10, 20], native_vlan: 10, ip: 198.18.12.2/24}
   - {endpoints: [$b1, "vxlan:198.19.12.1"], key: $key}
 """
 

@@ -105,10 +105,12 @@ switches:
 nodes:
   o10: {kind: netns}
   o20: {kind: netns}
+  o21: {kind: netns}
   lin: {kind: netns}
 links:
   - {endpoints: [o10:eth0, $b1], vlan: 10, ip: 198.18.3.1/24}
   - {endpoints: [o20:eth0, $b1], vlan: 20, ip: 198.18.3.2/24}
+  - {endpoints: [o21:eth0, $b1], vlan: 20, ip: 198.18.3.4/24}  # o20's peer: its positive control
   - {endpoints: [$b1, $b2], vlan: 10}
   - {endpoints: [lin:eth0, $b2], ip: 198.18.3.3/24}
 """

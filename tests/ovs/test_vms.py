@@ -3,7 +3,8 @@
 The quickstart lab's shape with unique names: two VMs on an OVS access port in VLAN 10, a VM
 and a namespace on a Linux bridge joined to VLAN 10, and a namespace in VLAN 20 with an address
 in the same subnet that must stay isolated. One lab serves the whole module (booting guests
-under TCG costs seconds); the tests run in file order and each leaves the lab converged.
+under TCG costs seconds); the tests run in file order and each leaves the lab converged. h3 is
+h2's VLAN 20 neighbour: the positive control that makes h2's isolation rows proof.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ nodes:
   vm3: {kind: vm, image: tiny, memory: 128}
   h1: {kind: netns}
   h2: {kind: netns}
+  h3: {kind: netns}
 links:
   - {endpoints: [vm1:eth0, $b1], vlan: 10, network: lan10}
   - {endpoints: [vm2:eth0, $b1], vlan: 10, network: lan10}
@@ -42,13 +44,18 @@ links:
   - {endpoints: [vm3:eth0, $b2], network: lan10}
   - {endpoints: [h1:eth0, $b2], ip: 198.18.10.100/24}
   - {endpoints: [h2:eth0, $b1], vlan: 20, ip: 198.18.10.200/24}
+  - {endpoints: [h3:eth0, $b1], vlan: 20, ip: 198.18.10.201/24}
 expect:
   - {from: vm1, to: vm2}
+  - {from: vm1, to: vm2, proto: tcp}
   - {from: vm1, to: vm3}
+  - {from: vm3, to: vm1, proto: udp}
   - {from: vm2, to: h1}
   - {from: h1, to: vm1}
+  - {from: h1, to: vm1, proto: tcp}
   - {from: h2, to: vm1, reach: false}
   - {from: vm3, to: h2, reach: false}
+  - {from: vm3, to: h2, proto: tcp, reach: false}
 """
 
 
@@ -116,6 +123,7 @@ def test_destroy_leaves_no_qemu_tap_or_run_dir(ovs: PrivateOvs, labs: Labs) -> N
     files, lab = labs.up(QUICKSTART.replace("  vm2: {kind: vm, image: tiny, memory: 128}\n", "")
                          .replace("  - {endpoints: [vm2:eth0, $b1], vlan: 10, network: lan10}\n", "")
                          .replace("  - {from: vm1, to: vm2}\n", "")
+                         .replace("  - {from: vm1, to: vm2, proto: tcp}\n", "")
                          .replace("  - {from: vm2, to: h1}\n", ""), "vmd")
     assert len(qemu.running_vms(lab.name)) == 2
     taps = [link["ifname"] for link in ip_json("link", "show", "type", "tun")

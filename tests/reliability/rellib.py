@@ -160,7 +160,7 @@ expect:
   - {from: h1, to: h3}
   - {from: h4, to: h5}
   - {from: h3, to: h4}
-  - {from: h2, to: h1, reach: false}$guest_expect
+  - {from: h1, to: h2, reach: false}$guest_expect
 """
 GUEST_VM = "{kind: vm, image: tiny, memory: 128}"
 GUEST_TAP = "{kind: tap}"  # the same TAP, without the guest: the kernel and OVS part alone

@@ -80,7 +80,7 @@ def _cycle(labs: RelLabs, ovs: PrivateOvs, k: int) -> dict[str, int]:
     lab = files.load()
     api.apply(lab, ovsdb=ovs.remote)
     report = api.verify(lab, ovsdb=ovs.remote)
-    assert report.ok and len(report.outcomes) == 7, report.to_json()
+    assert report.ok and len(report.outcomes) == 8, report.to_json()  # 7 listed, 1 control
     api.destroy(files.name, ovsdb=ovs.remote)
     left = settled_leftovers(ovs, files)
     wait_for(lambda: files.name not in reapers_running(), 20, "the bridge reaper")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from vnet.compile.base import Builder, host_name, mark, netns_name, switch_link_id
 from vnet.compile.kernel import node_iface, switch_veth
 from vnet.resources import DeviceEnd, OvsBridge, OvsInternal, OvsPort, ResourceKey
-from vnet.topology.lab import LinkInfo
+from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.model import OvsSwitch
 from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
 
@@ -22,6 +22,19 @@ def resolve_datapath(requested: str, kernel_available: bool) -> str:
     if requested == "auto":
         return "system" if kernel_available else "netdev"
     return requested
+
+
+def guest_must_checksum(lab: Lab, node: str, iface: str, kernel_datapath: bool) -> bool:
+    """Whether a guest NIC on this interface's TAP must compute its own checksums.
+
+    A TAP that is a port of a userspace (netdev) bridge hands ovs-vswitchd the guest's frames as
+    the guest wrote them; with checksum offload (virtio-net `csum`, on by default) TCP and UDP
+    frames carry partial checksums that the userspace datapath forwards unfixed, and receivers
+    drop them (TCP stalls while ping works). The kernel datapath and Linux bridges finish them.
+    """
+    link = lab.links[lab.interfaces[(node, iface)].link]
+    switch = next((lab.topology.switches[e.name] for e in link.ends if isinstance(e, SwitchEnd)), None)
+    return isinstance(switch, OvsSwitch) and resolve_datapath(switch.datapath, kernel_datapath) == "netdev"
 
 
 def ovs_switch(out: Builder, name: str) -> None:

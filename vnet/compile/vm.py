@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from vnet.compile.base import Builder, VmFacts
 from vnet.compile.kernel import tap_name
+from vnet.compile.ovs import guest_must_checksum
 from vnet.compile.sriov import node_vfs, vf_ref
 from vnet.resources import Vm
 from vnet.topology.model import VmNode
@@ -73,7 +74,9 @@ def vm_node(out: Builder, name: str) -> None:
     agent = agent_qemu_args(paths.agent) if tiny else qga_qemu_args(paths.qga)
     machine = qemu.Machine(
         lab, name, node.memory, node.vcpus, accel,
-        tuple(qemu.Nic(tap_name(lab, name, i.name), i.mac) for i in interfaces),
+        tuple(qemu.Nic(tap_name(lab, name, i.name), i.mac,
+                       not guest_must_checksum(out.lab, name, i.name, out.facts.ovs_kernel_datapath))
+              for i in interfaces),
         boot, (*agent, *qemu.vfio_args(passthrough)), facts.vhost_net)
     needs = (*(("tap", tap_name(lab, name, i.name)) for i in interfaces),
              *(("sriov-vfio", ref) for ref in passthrough))

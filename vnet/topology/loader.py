@@ -156,13 +156,13 @@ class _Section:
                 out[name] = value
         return out
 
-    def list_entries(self, section: str, raw_section: Any,
-                     cls: type[BaseModel]) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+    def list_entries(self, section: str, raw_section: Any, cls: type[BaseModel],
+                     defaults: bool = True) -> tuple[tuple[Any, ...], tuple[int, ...]]:
         values: list[Any] = []
         index: list[int] = []
         for position, raw in enumerate(self.container(raw_section, (section,), list)):
             path: Path = (section, position)
-            value = self.validate(cls, self.with_defaults(raw, cls, path), path)
+            value = self.validate(cls, self.with_defaults(raw, cls, path) if defaults else raw, path)
             if value is not None:
                 values.append(value)
                 index.append(position)
@@ -241,7 +241,8 @@ def _load_sections(loaded: Loaded, root: dict[str, Any]) -> None:
     loaded.name_invalid = name is None
     links, loaded.link_index = section.list_entries("links", root.get("links"), m.Link)
     expect_raw = root.get("expect")
-    expect, loaded.expect_index = section.list_entries("expect", expect_raw, m.Expectation)
+    # `defaults` are for switches, nodes and links: an expectation's `mtu` is a probe size.
+    expect, loaded.expect_index = section.list_entries("expect", expect_raw, m.Expectation, defaults=False)
     loaded.topology = m.Topology.model_construct(
         name=name or "", version=1, defaults=defaults,
         networks=section.plain_entries("networks", root.get("networks"), m.Network),

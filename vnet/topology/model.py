@@ -192,9 +192,15 @@ class PfSpec(Spec):
 
 
 class Expectation(Spec):
-    source: str = Field(alias="from", description="Node the ICMP probe is sent from")
+    source: str = Field(alias="from", description="Node the probe is sent from")
     to: str = Field(description="Target node, or `node:iface` for one interface")
-    reach: StrictBool = True
+    reach: StrictBool = Field(True, description="true: must reach (TCP/UDP: `open`); false: must not")
+    proto: Literal["icmp", "tcp", "udp"] = Field(
+        "icmp", description="ICMP echo, a TCP connection or a UDP datagram to vnet's listener")
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] | None = Field(
+        None, description="TCP/UDP port (default 7); vnet listens there unless something already does")
+    mtu: Mtu | None = Field(
+        None, description="A don't-fragment ICMP echo of this many bytes (the IP packet) must arrive")
 
 
 class Defaults(Spec):

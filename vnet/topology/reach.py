@@ -1,16 +1,30 @@
-"""Reachability expectations: the `expect` list, or the matrix derived from the graph.
+"""What `vnet verify` proves: the `expect` list, or the matrix derived from the graph, as rows.
 
-Derived rule (design.md §3): two interfaces on the same L2 segment and the same subnet must
-reach each other (between nodes vnet runs: a tap node's guest is started by someone else, so
-it is a target only when listed); nodes none of whose segments are connected must not. Segments are connected
-by nodes that forward (routers), by tap nodes (their guest is unknown, so vnet assumes it may
-forward) and by a legacy VF's physical uplink. Pairs that need routing are only checked when
-listed in `expect`.
+A row (`Probe`) is one probe of one target address from inside one source node, with one
+protocol: ICMP echo, a TCP connection, a UDP datagram, or a don't-fragment ICMP echo of a
+given size (an MTU row). `reach=True` rows must answer (echo reply, TCP `open`, UDP received by
+vnet's listener, the whole DF frame); `reach=False` rows must not.
+
+Derived rule (no `expect` list):
+- two interfaces on the same L2 segment sharing a subnet: for each subnet they share (so each
+  address family), the source must reach the target by ICMP and TCP, and a DF echo as large
+  as both interfaces' MTU allow must arrive (the segment MTU);
+- two nodes joined through forwarding nodes, with a route there and a route back (routing.py):
+  ICMP and TCP, per family;
+- nodes none of whose segments are connected (by forwarding nodes, tap nodes whose guest may
+  forward, or links out of the lab) must not reach each other: ICMP and TCP to every address.
+Tap nodes' guests run outside vnet: they are targets only when listed.
+
+Positive controls: an isolation row proves nothing if its source cannot reach anything at all
+(its link is down, its probes are broken). Each source with isolation rows therefore has, for
+each protocol and family of them, a row it must reach; when the list has none, the first
+segment peer is added as a control (`control=True`). An isolation whose controls fail is
+reported `unproven` by verify.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import netaddr
@@ -18,36 +32,62 @@ import networkx as nx
 
 from vnet.topology.lab import Interface, Lab
 from vnet.topology.model import NodeBase
+from vnet.topology.routing import Forwarding
 from vnet.topology.segments import Segment
+
+PROTOCOLS = ("icmp", "tcp", "udp")
+# Port of the listener vnet runs on a target for TCP/UDP rows that name no port (echo's port).
+DEFAULT_PORT = 7
+DEFAULT_MTU = 1500  # a link without `mtu`: the kernel's default for veth and TAP devices
+# Above this many pairs, each source probes one node of every group of segments it must not
+# reach (and, routed, one node per target segment) instead of every node: 1000 hosts would
+# otherwise need ~1M probes.
+ALL_PAIRS_LIMIT = 5000
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One expectation: ICMP from inside `source` to `addresses` of `target`.
+    """One row: `proto` from inside `source` to `address` of `target`.
 
-    reach=True: every address must answer (one per IP version the pair shares, so a dual-stack
-    pair proves IPv4 and IPv6); reach=False: none of them may."""
+    `size`: a don't-fragment ICMP echo of this many bytes (the whole IP packet), for MTU rows.
+    `port`: the TCP/UDP port (vnet runs a listener there unless something already listens)."""
 
     source: str
     target: str  # node, or node:iface as listed
-    addresses: tuple[netaddr.IPNetwork, ...]
+    address: netaddr.IPNetwork
     reach: bool
     reason: str
+    proto: str = "icmp"
+    port: int | None = None
+    size: int | None = None
+    control: bool = False
+
+    @property
+    def family(self) -> str:
+        return f"ipv{self.address.version}"
+
+    @property
+    def what(self) -> str:
+        """`icmp`, `tcp/7`, `udp/53`, `mtu 1500`."""
+        if self.size is not None:
+            return f"mtu {self.size}"
+        return self.proto if self.port is None else f"{self.proto}/{self.port}"
 
     def __str__(self) -> str:
         arrow = "->" if self.reach else "-x"
-        shown = ", ".join(str(a.ip) for a in self.addresses)
-        return f"{self.source} {arrow} {self.target} ({shown})"
+        kind = "" if self.what == "icmp" else f" {self.what}"
+        control = " [control]" if self.control else ""
+        return f"{self.source} {arrow} {self.target}{kind} ({self.address.ip}){control}"
 
 
 def _shared_subnets(a: Interface, b: Interface) -> list[netaddr.IPNetwork]:
-    """b's addresses on subnets a also has an address on: the first one per IP version."""
-    found: dict[int, netaddr.IPNetwork] = {}
+    """b's addresses on subnets a also has an address on, one per subnet, IPv4 first."""
+    found: dict[tuple[int, int, int], netaddr.IPNetwork] = {}
     for theirs in b.addresses:
         for mine in a.addresses:
             if mine.version == theirs.version and theirs.ip in mine.cidr and mine.ip in theirs.cidr:
-                found.setdefault(theirs.version, theirs)
-    return [found[v] for v in sorted(found)]
+                found.setdefault((theirs.version, int(theirs.cidr.ip), theirs.prefixlen), theirs)
+    return [found[k] for k in sorted(found)]
 
 
 def _can_probe(lab: Lab, node: str) -> bool:
@@ -55,8 +95,19 @@ def _can_probe(lab: Lab, node: str) -> bool:
     return spec.can_probe
 
 
+def mtu_of(interface: Interface) -> int:
+    return interface.mtu or DEFAULT_MTU
+
+
+def _pair_rows(source: str, target: str, address: netaddr.IPNetwork, reason: str,
+               size: int | None) -> Iterator[Probe]:
+    yield Probe(source, target, address, True, reason)
+    yield Probe(source, target, address, True, reason, "tcp", DEFAULT_PORT)
+    if size is not None:
+        yield Probe(source, target, address, True, reason, size=size)
+
+
 def same_segment_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
-    seen: set[tuple[str, str]] = set()
     for segment in segments:
         members = [lab.interfaces[key] for key in segment.interfaces]
         for a in members:
@@ -64,14 +115,51 @@ def same_segment_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
                 continue
             for b in members:
                 # Tap nodes' guests run outside vnet: they are checked only when listed.
-                if not _can_probe(lab, b.node):
+                if a.node == b.node or not _can_probe(lab, b.node):
                     continue
-                shared = _shared_subnets(a, b) if a.node != b.node else []
-                if shared and (a.node, b.node) not in seen:
-                    seen.add((a.node, b.node))
-                    subnets = " and ".join(str(s.cidr) for s in shared)
-                    yield Probe(a.node, b.node, tuple(shared), True,
-                                f"same segment {segment.name} and subnet {subnets}")
+                for address in _shared_subnets(a, b):
+                    reason = f"same segment {segment.name}, subnet {address.cidr}"
+                    yield from _pair_rows(a.node, b.node, address, reason, min(mtu_of(a), mtu_of(b)))
+
+
+def routed_probes(lab: Lab, segments: list[Segment], direct: set[tuple[str, str]]) -> Iterator[Probe]:
+    """Pairs joined through forwarding nodes, with a route to the target and one back."""
+    forwarding = Forwarding(lab, {key: s for s in segments for key in s.interfaces})
+    if not forwarding.has_routes():
+        return
+    nodes = sorted(n for n in lab.topology.nodes if _can_probe(lab, n))
+    sample = len(nodes) ** 2 > ALL_PAIRS_LIMIT
+    for source in nodes:
+        covered: set[tuple[int, str]] = set()
+        for target in nodes:
+            if target == source or (source, target) in direct:
+                continue
+            for version in (4, 6):
+                found = _routed_address(lab, forwarding, source, target, version)
+                if found is None:
+                    continue
+                address, segment, routers = found
+                if sample and (version, segment) in covered:
+                    continue
+                covered.add((version, segment))
+                reason = f"routed via {', '.join(routers)}, routes both ways"
+                yield from _pair_rows(source, target, address, reason, None)
+
+
+def _routed_address(lab: Lab, forwarding: Forwarding, source: str, target: str,
+                    version: int) -> tuple[netaddr.IPNetwork, str, tuple[str, ...]] | None:
+    """The target's first address of `version` reached through routers, and back."""
+    for interface in lab.interfaces_of(target):
+        for address in (a for a in interface.addresses if a.version == version):
+            there = forwarding.path(source, address.ip)
+            if there is None or not there.routers or there.delivered_to[0] != target:
+                continue
+            back_to = forwarding.source_address(there, version)
+            back = forwarding.path(target, back_to) if back_to is not None else None
+            if back is not None and back.delivered_to[0] == source:
+                segment = forwarding.segment_of[interface.key].name
+                return address, segment, there.routers
+    return None
 
 
 def _components(lab: Lab, segments: list[Segment]) -> dict[str, set[int]]:
@@ -91,11 +179,6 @@ def _components(lab: Lab, segments: list[Segment]) -> dict[str, set[int]]:
     return out
 
 
-# Above this many isolation pairs, each source probes one node of every group of segments it
-# must not reach (instead of every node): 1000 isolated hosts would otherwise need ~1M probes.
-ALL_PAIRS_LIMIT = 5000
-
-
 def isolation_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
     components = _components(lab, segments)
     addresses = {n: [a for i in lab.interfaces_of(n) for a in i.addresses] for n in components}
@@ -108,13 +191,15 @@ def isolation_probes(lab: Lab, segments: list[Segment]) -> Iterator[Probe]:
         for target in sorted(components):
             if target == source or components[source] & components[target]:
                 continue
-            targets = tuple(a for a in addresses[target] if a.version in versions)
+            targets = [a for a in addresses[target] if a.version in versions]
             group = frozenset(components[target])
             if not targets or (sample and group in covered):
                 continue
             covered.add(group)
             reason = "no path between their segments" + (" (one node per segment group)" if sample else "")
-            yield Probe(source, target, targets, False, reason)
+            for address in targets:
+                yield Probe(source, target, address, False, reason)
+                yield Probe(source, target, address, False, reason, "tcp", DEFAULT_PORT)
 
 
 def listed_probes(lab: Lab) -> Iterator[Probe]:
@@ -132,14 +217,62 @@ def listed_probes(lab: Lab) -> Iterator[Probe]:
                         per_version.setdefault(address.version, address)
             for address in candidates:
                 per_version.setdefault(address.version, address)
-            chosen = tuple(per_version[v] for v in sorted(per_version))
+            chosen = [per_version[v] for v in sorted(per_version)]
         else:
-            chosen = tuple(candidates)
-        yield Probe(entry.source, entry.to, chosen, entry.reach, "listed in expect")
+            chosen = candidates
+        port = entry.port if entry.port is not None or entry.proto == "icmp" else DEFAULT_PORT
+        for address in chosen:
+            yield Probe(entry.source, entry.to, address, entry.reach, "listed in expect", entry.proto,
+                        port, entry.mtu)
+
+
+def _peer_rows(lab: Lab, segments: list[Segment], source: str) -> Iterator[Probe]:
+    """Same-segment rows from `source` to its peers, nearest first (for positive controls)."""
+    members = {key: s for s in segments for key in s.interfaces}
+    for mine in lab.interfaces_of(source):
+        segment = members.get(mine.key)
+        if segment is None:
+            continue
+        for key in segment.interfaces:
+            peer = lab.interfaces[key]
+            if peer.node != source and _can_probe(lab, peer.node):
+                for address in _shared_subnets(mine, peer):
+                    yield Probe(source, peer.node, address, True,
+                                f"positive control for {source}'s isolation rows (segment {segment.name})",
+                                control=True)
+
+
+def with_controls(lab: Lab, segments: list[Segment], rows: Iterable[Probe]) -> list[Probe]:
+    """`rows`, plus a control row for each (source, protocol, family) that is only isolated."""
+    out = list(rows)
+    proving = {(p.source, p.proto, p.address.version) for p in out if p.reach}
+    needed = sorted({(p.source, p.proto, p.address.version) for p in out if not p.reach} - proving)
+    for source, proto, version in needed:
+        control = next((p for p in _peer_rows(lab, segments, source) if p.address.version == version), None)
+        if control is not None:
+            port = DEFAULT_PORT if proto != "icmp" else None
+            out.append(Probe(control.source, control.target, control.address, True, control.reason,
+                             proto, port, control=True))
+    return out
 
 
 def expectations(lab: Lab, segments: list[Segment]) -> list[Probe]:
-    """The `expect` list when the file has one, else the derived matrix."""
+    """The `expect` list when the file has one, else the derived matrix; with controls."""
     if lab.topology.expect is not None:
-        return list(listed_probes(lab))
-    return [*same_segment_probes(lab, segments), *isolation_probes(lab, segments)]
+        rows: list[Probe] = list(listed_probes(lab))
+    else:
+        rows = list(same_segment_probes(lab, segments))
+        direct = {(p.source, p.target) for p in rows}
+        rows += [*routed_probes(lab, segments, direct), *isolation_probes(lab, segments)]
+    return _unique(with_controls(lab, segments, rows))
+
+
+def _unique(rows: list[Probe]) -> list[Probe]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for p in rows:
+        key = (p.source, p.target, str(p.address), p.proto, p.port, p.size, p.reach)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

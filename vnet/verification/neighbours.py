@@ -13,7 +13,7 @@ the lab's namespaces (vnet owns them; a neighbour entry is only a cache).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -49,10 +49,16 @@ def free_entries(proc: Path = Path("/proc")) -> int:
     return min(free, default=1 << 30)
 
 
-def waves(items: Sequence[T], free: int) -> list[Sequence[T]]:
-    """`items` (probes) cut into waves whose neighbour entries fit in `free`."""
+def waves(items: Sequence[T], free: int, pair: Callable[[T], Hashable] = lambda item: item) -> list[list[T]]:
+    """`items` (probes) cut into waves whose neighbour entries fit in `free`; probes of one
+    (source, target) `pair` (ICMP, TCP, MTU to the same address) share entries and a wave."""
     size = max(MIN_WAVE, (free - MARGIN) // ENTRIES_PER_PROBE)
-    return [items[k:k + size] for k in range(0, len(items), size)] or [items]
+    by_pair: dict[Hashable, list[T]] = {}
+    for item in items:
+        by_pair.setdefault(pair(item), []).append(item)
+    groups = list(by_pair.values())
+    return [[item for group in groups[k:k + size] for item in group]
+            for k in range(0, len(groups), size)] or [list(items)]
 
 
 def flush(namespaces: Iterable[str]) -> None:

@@ -1,51 +1,72 @@
-"""verify: the host matches the topology, then reachability and isolation hold from inside nodes.
+"""verify: the host matches the topology, then every row of the expectations holds from inside.
 
-State first: re-observe and diff; any pending change is drift and fails verification. Then
-every expectation (the `expect` list or the derived matrix) becomes ICMP probes sent from
-inside the source node, all in parallel; a probe that must reach passes when its target
-answers, one that must not passes when no target address answers. Failures carry a hint.
+State first: re-observe and diff; a pending change is drift and fails verification (the rows
+are still probed, so that the report says what the drift breaks). Then every row (the
+`expect` list or the derived matrix, vnet/topology/reach.py) becomes one probe sent from inside
+its source node, all kinds and nodes at once: ICMP echo, a don't-fragment echo of the row's
+size, a TCP connection or a UDP datagram to a listener vnet runs on the target for the run.
+What each row observed:
+
+    icmp, mtu   reach (the echo came back) | isolated (it did not)
+    tcp         open (connected) | refused (a reset came back) | filtered (nothing came back)
+    udp         open (vnet's listener got it) | refused (ICMP port unreachable) | filtered
+
+A `reach` row holds on reach/open, an isolation row on isolated/filtered. An isolation row whose
+source proved no positive control (a reach row of the same protocol and family) is
+`unproven` and fails: it could hold only because the source reaches nothing at all. A row
+whose source is not running is `skipped` and fails. Must-reach rows that failed are probed
+again (RETRIES), since a datapath may still be settling; `--timeout` bounds each round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import secrets
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-import netaddr
-
-from vnet.compile import netns_name
-from vnet.drivers.host import KernelHost
 from vnet.reconcile.plan import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
 from vnet.topology.reach import Probe
-from vnet.verification import neighbours
-from vnet.verification.guests import ping_from_vms
-from vnet.verification.icmp import Echo, Ping, ping_all
+from vnet.verification import guests, namespaces
+from vnet.verification.engine import ANSWERED, REFUSED, Answer
+from vnet.verification.sends import Listening, ProbeKind, Receipts, Send
+
+PROBE_KINDS: dict[str, ProbeKind] = {
+    "netns": ProbeKind(namespaces.present, namespaces.send, namespaces.listen),
+    "vm": ProbeKind(guests.vm_running, guests.send_from_vms, guests.listen_on_vms),
+}
+RETRIES = 2  # extra rounds for rows that must reach and did not
+REACHED = frozenset({"reach", "open"})
+HELD_APART = frozenset({"isolated", "filtered"})
 
 
 @dataclass(frozen=True)
 class ProbeOutcome:
     probe: Probe
-    reached: bool
-    answered_by: str | None
-    rtt_ms: float | None
+    observed: str  # reach, isolated, open, refused, filtered, unproven, skipped
+    rtt_ms: float | None = None
     hint: str = ""
-    skipped: str = ""  # why this probe could not run (e.g. the source kind cannot probe yet)
 
     @property
     def ok(self) -> bool:
-        return not self.skipped and self.reached == self.probe.reach
+        return self.observed in (REACHED if self.probe.reach else HELD_APART)
+
+    @property
+    def expected(self) -> str:
+        if self.probe.proto == "icmp":
+            return "reach" if self.probe.reach else "isolated"
+        return "open" if self.probe.reach else "filtered"
 
     def to_json(self) -> dict[str, Any]:
-        return {"from": self.probe.source, "to": self.probe.target,
-                "addresses": [str(a.ip) for a in self.probe.addresses],
-                "expected": "reach" if self.probe.reach else "isolated",
-                "observed": "skipped" if self.skipped else ("reach" if self.reached else "isolated"),
-                "ok": self.ok, "rtt_ms": self.rtt_ms, "reason": self.probe.reason,
-                "hint": self.hint or self.skipped}
+        p = self.probe
+        return {"from": p.source, "to": p.target, "family": p.family, "address": str(p.address.ip),
+                "proto": p.proto, "port": p.port, "size": p.size, "control": p.control,
+                "expected": self.expected, "observed": self.observed, "ok": self.ok,
+                "rtt_ms": self.rtt_ms, "reason": p.reason, "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -64,100 +85,136 @@ class VerifyReport:
                 "summary": {"probes": len(self.outcomes), "failed": sum(not o.ok for o in self.outcomes)}}
 
 
-# How probes are sent from each node kind: a registry. A runner gets (node, address) pairs and
-# answers an Echo for each.
-NodePing = tuple[str, str]
-KindPing = tuple[str, str, str]  # (kind, node, address)
-ProbeRunner = Callable[[Lab, Sequence[NodePing], float], dict[NodePing, Echo]]
+def _node(target: str) -> str:
+    return target.partition(":")[0]
 
 
-def _from_namespaces(lab: Lab, pings: Sequence[NodePing], timeout: float) -> dict[NodePing, Echo]:
-    """All at once when the host's neighbour tables can take it, else in waves (neighbours.py)."""
-    by_ping = {(node, address): Ping(netns_name(lab.name, node), address) for node, address in pings}
-    echoes: dict[Ping, Echo] = {}
-    batches = neighbours.waves(list(by_ping.values()), neighbours.free_entries())
-    for number, batch in enumerate(batches, 1):
-        echoes.update(ping_all(batch, timeout=timeout))
-        if number < len(batches):
-            neighbours.flush(netns_name(lab.name, node) for node, spec in lab.topology.nodes.items()
-                             if spec.kind == "netns")
-    return {key: echoes[ping] for key, ping in by_ping.items()}
+def _sends(rows: Sequence[Probe], run: str) -> dict[int, Send]:
+    return {k: Send(p.source, str(p.address.ip), p.proto, p.port or 0, p.size or 0,
+                    f"vnet:{run}:{k}" if p.proto == "udp" else "")
+            for k, p in enumerate(rows)}
 
 
-PROBE_RUNNERS: dict[str, ProbeRunner] = {"netns": _from_namespaces, "vm": ping_from_vms}
+def _listenings(lab: Lab, rows: Sequence[Probe]) -> dict[str, list[Listening]]:
+    """Per target kind, the listeners TCP/UDP rows need (tap nodes' guests listen themselves)."""
+    wanted: dict[tuple[str, str, int], set[int]] = {}
+    for p in rows:
+        if p.proto != "icmp" and lab.topology.nodes[_node(p.target)].kind in PROBE_KINDS:
+            wanted.setdefault((_node(p.target), p.proto, p.port or 0), set()).add(p.address.version)
+    out: dict[str, list[Listening]] = {}
+    for (node, proto, port), versions in sorted(wanted.items()):
+        out.setdefault(lab.topology.nodes[node].kind, []).append(
+            Listening(node, proto, port, tuple(sorted(versions))))
+    return out
 
 
-def _send(lab: Lab, pings: Sequence[KindPing], timeout: float) -> dict[KindPing, Echo]:
-    """Send (kind, node, address) probes, each kind through its runner, all kinds at once."""
-    by_kind: dict[str, list[NodePing]] = {}
-    for kind, node, address in pings:
-        by_kind.setdefault(kind, []).append((node, address))
+def _send_all(lab: Lab, sends: Sequence[Send], timeout: float) -> dict[Send, Answer]:
+    """Every kind's sends through its runner, all kinds at once."""
+    by_kind: dict[str, list[Send]] = {}
+    for send in dict.fromkeys(sends):
+        by_kind.setdefault(lab.topology.nodes[send.node].kind, []).append(send)
     with ThreadPoolExecutor(max_workers=max(1, len(by_kind))) as pool:
-        answers = pool.map(lambda item: (item[0], PROBE_RUNNERS[item[0]](lab, item[1], timeout)),
-                           by_kind.items())
-        return {(kind, node, address): echo for kind, found in answers
-                for (node, address), echo in found.items()}
+        found = pool.map(lambda item: PROBE_KINDS[item[0]].send(lab, item[1], timeout), by_kind.items())
+        return {send: answer for answers in found for send, answer in answers.items()}
 
 
-def _hint(lab: Lab, probe: Probe, reached: bool) -> str:
-    if reached:
-        return "a reply came back: the isolation is broken (a path exists that should not)"
+def prove(graph: LabGraph, timeout: float = 1.5) -> list[ProbeOutcome]:
+    lab = graph.lab
+    rows = graph.expectations()
+    sends = _sends(rows, secrets.token_hex(4))
+    present = {node: PROBE_KINDS[spec.kind].present(lab, node)
+               for node, spec in lab.topology.nodes.items() if spec.kind in PROBE_KINDS}
+    runnable = {k: s for k, s in sends.items() if present.get(s.node)}
+    with contextlib.ExitStack() as stack:
+        receipts: list[Receipts] = [stack.enter_context(PROBE_KINDS[kind].listen(lab, wanted))
+                                    for kind, wanted in _listenings(lab, rows).items()]
+        answers = _send_all(lab, list(runnable.values()), timeout)
+        for _ in range(RETRIES):
+            got = {token for read in receipts for token in read()}
+            again = [s for k, s in runnable.items()
+                     if rows[k].reach and _observed(s, answers[s], got) not in REACHED]
+            if not again:
+                break
+            answers.update(_send_all(lab, again, timeout))
+        got = {token for read in receipts for token in read()}
+    outcomes = [_outcome(lab, p, sends[k], answers.get(sends[k]), got, present) for k, p in enumerate(rows)]
+    return _with_controls(outcomes)
+
+
+def _observed(send: Send, answer: Answer, received: set[str]) -> str:
+    if send.proto == "icmp":
+        return "reach" if answer.state == ANSWERED else "isolated"
+    if send.token in received if send.proto == "udp" else answer.state == ANSWERED:
+        return "open"
+    return "refused" if answer.state == REFUSED else "filtered"
+
+
+def _outcome(lab: Lab, probe: Probe, send: Send, answer: Answer | None, received: set[str],
+             present: dict[str, bool]) -> ProbeOutcome:
+    if probe.source not in present:
+        kind = lab.topology.nodes[probe.source].kind
+        return ProbeOutcome(probe, "skipped",
+                            hint=f"vnet cannot run probes inside a {kind} node (no agent there)")
+    if answer is None:
+        return ProbeOutcome(probe, "skipped", hint=f"{probe.source} is not running on this host: "
+                                                   f"run `vnet apply {lab.file}`")
+    observed = _observed(send, answer, received)
+    outcome = ProbeOutcome(probe, observed, answer.rtt_ms if observed in REACHED else None)
+    if outcome.ok:
+        return outcome
+    hint = _said(lab, probe, answer) or _hint(lab, probe, observed)
+    return ProbeOutcome(probe, observed, outcome.rtt_ms, hint)
+
+
+def _said(lab: Lab, probe: Probe, answer: Answer) -> str:
+    """What a hop said about the probe, naming the hop; "" for the source's own kernel (it
+    reports ARP/ND failures as unreachable: the hint says more)."""
+    if not answer.hop:
+        return answer.detail
+    owner = next((i for i in lab.interfaces.values()
+                  if any(str(a.ip) == answer.hop for a in i.addresses)), None)
+    if owner is not None and owner.node == probe.source:
+        return ""
+    return f"{answer.hop}{f' ({owner})' if owner else ''} says: {answer.detail}"
+
+
+def _with_controls(outcomes: list[ProbeOutcome]) -> list[ProbeOutcome]:
+    """Isolation rows whose source proved none of its reach rows of that protocol and family."""
+    proven = {(o.probe.source, o.probe.proto, o.probe.address.version) for o in outcomes
+              if o.probe.reach and o.ok}
+    return [_unproven(o) if not o.probe.reach and o.ok and
+            (o.probe.source, o.probe.proto, o.probe.address.version) not in proven else o for o in outcomes]
+
+
+def _unproven(outcome: ProbeOutcome) -> ProbeOutcome:
+    p = outcome.probe
+    return ProbeOutcome(p, "unproven", None,
+                        f"no positive control passed for {p.source} ({p.proto}, {p.family}): an isolation "
+                        "row proves something only when its source reaches something; fix the failing "
+                        "reach rows first (or give it a peer)")
+
+
+def _hint(lab: Lab, probe: Probe, observed: str) -> str:
+    target = probe.address
+    if not probe.reach:
+        return {"reach": "an echo reply came back: the isolation is broken (a path exists that should not)",
+                "open": "the target answered: the isolation is broken (a path exists that should not)",
+                "refused": f"a {probe.proto.upper()} refusal came back from {target.ip}: the target is "
+                           "reachable (the isolation is broken)"}[observed]
+    if probe.size is not None:
+        return (f"a {probe.size}-byte don't-fragment frame did not arrive: a link on the path has a smaller "
+                "MTU (`vnet trace` shows the hops)")
+    if observed == "refused":
+        return (f"{target.ip} refused port {probe.port}: nothing listens there (vnet's listener could not "
+                "start, or a firewall rejects it)")
+    if observed == "filtered":
+        return (f"no answer to {probe.proto.upper()} port {probe.port} within the timeout: if ICMP passes, "
+                "something on the path drops this protocol (an OpenFlow rule, a firewall) or breaks its "
+                "checksums")
     mine = [a for i in lab.interfaces_of(probe.source) for a in i.addresses]
-    target = probe.addresses[0] if probe.addresses else None
-    if target is None:
-        return "the target has no address in a family the source has"
     if any(target.ip in a.cidr for a in mine):
         return (f"no reply from {target.ip} on a connected subnet: ARP/ND unanswered or the L2 "
                 "path is broken (check the segment with `vnet trace`)")
-    routes = lab.topology.nodes[probe.source]
-    if not getattr(routes, "routes", ()):
+    if not getattr(lab.topology.nodes[probe.source], "routes", ()):
         return f"no route from {probe.source} to {target.ip}: add a route (or a default route)"
     return f"no reply from {target.ip}: a router on the way may lack a route back or forwarding"
-
-
-RETRIES = 2  # extra rounds for probes that must reach (a datapath may still be settling)
-
-
-def prove(graph: LabGraph, host: KernelHost, timeout: float = 1.5) -> list[ProbeOutcome]:
-    lab = graph.lab
-    probes = graph.expectations()
-    pings: dict[tuple[int, str], KindPing] = {}
-    skipped: dict[int, str] = {}
-    for k, probe in enumerate(probes):
-        kind = lab.topology.nodes[probe.source].kind
-        if kind not in PROBE_RUNNERS:
-            skipped[k] = f"vnet cannot run probes inside a {kind} node (no agent there)"
-            continue
-        for address in probe.addresses:
-            pings[(k, str(address.ip))] = (kind, probe.source, str(address.ip))
-    echoes = _send(lab, list(set(pings.values())), timeout)
-    for _ in range(RETRIES):
-        # Only unanswered probes that must reach are retried: an answer is never a fluke.
-        again = {p for (k, _a), p in pings.items() if probes[k].reach and not echoes[p].reached}
-        if not again:
-            break
-        echoes.update(_send(lab, list(again), timeout))
-    return [_outcome(lab, k, probe, pings, echoes, skipped.get(k, "")) for k, probe in enumerate(probes)]
-
-
-def _outcome(lab: Lab, k: int, probe: Probe, pings: dict[tuple[int, str], KindPing],
-             echoes: dict[KindPing, Echo], skipped: str) -> ProbeOutcome:
-    if skipped:
-        return ProbeOutcome(probe, False, None, None, skipped=skipped)
-    answers = [(address, echoes[pings[(k, str(address.ip))]]) for address in probe.addresses]
-    hits = [(a, e) for a, e in answers if e.reached]
-    # A reach probe holds when every address answers; an isolation probe fails on any answer.
-    reached = bool(hits) and (len(hits) == len(answers) or not probe.reach)
-    answered = ", ".join(str(a.ip) for a, _ in hits) or None
-    rtt = max((e.rtt_ms or 0.0 for _, e in hits), default=None)
-    outcome = ProbeOutcome(probe, reached, answered, rtt)
-    if outcome.ok:
-        return outcome
-    silent = [a for a, e in answers if not e.reached]
-    refused = next((e.send_error for _, e in answers if e.send_error), "")
-    culprit = replace(probe, addresses=tuple(silent)) if probe.reach and silent else probe
-    return ProbeOutcome(probe, reached, answered, rtt, refused or _hint(lab, culprit, reached))
-
-
-def family_of(address: str) -> int:
-    return int(netaddr.IPAddress(address).version)

@@ -112,6 +112,9 @@ class Nic:
 
     tap: str
     mac: str
+    # False: the guest computes its checksums (a TAP on a userspace OVS bridge; see
+    # vnet/compile/ovs.py guest_must_checksum).
+    checksum_offload: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,9 @@ def qemu_argv(machine: Machine, binary: str = QEMU) -> tuple[str, ...]:
             *machine.boot, *machine.extra]
     for k, nic in enumerate(machine.nics):
         vhost = ",vhost=on" if machine.vhost else ""
+        csum = "" if nic.checksum_offload else ",csum=off"
         argv += ["-netdev", f"tap,id=net{k},ifname={nic.tap},script=no,downscript=no{vhost}",
-                 "-device", f"virtio-net-pci,netdev=net{k},mac={nic.mac},id=nic{k}"]
+                 "-device", f"virtio-net-pci,netdev=net{k}{csum},mac={nic.mac},id=nic{k}"]
     return tuple(argv)
 
 

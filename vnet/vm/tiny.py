@@ -21,17 +21,20 @@ import ipaddress
 import lzma
 import re
 import shutil
-import struct
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from vnet.errors import NotPermittedError, UnavailableError
+from vnet.vm import elf
 
 DEFAULT_CACHE = Path("/var/cache/vnet/tiny")
-BUILDER_VERSION = "vnet-tiny-1"  # bump when the layout of the image changes: it is part of the key
-INSTALL_HINT = "apt-get install linux-image-cloud-amd64 busybox-static"
+BUILDER_VERSION = "vnet-tiny-2"  # bump when the layout of the image changes: it is part of the key
+INSTALL_HINT = "apt-get install linux-image-cloud-amd64 busybox-static netcat-openbsd"
+# Host programs copied in with their shared libraries when the host has them: BusyBox has no UDP
+# client or server, and verify's UDP rows need both (OpenBSD netcat: `-u`, `-l -k`).
+GUEST_PROGRAMS = (("usr/bin/nc.openbsd", (Path("/usr/bin/nc.openbsd"), Path("/bin/nc.openbsd"))),)
 # virtio_pci first so that the devices exist when virtio_net / virtio_console bind to them
 NEEDED_MODULES = ("virtio_pci", "virtio_net", "virtio_console")
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"),
@@ -46,6 +49,7 @@ class TinyInputs:
     release: str
     modules: tuple[Path, ...]  # in insmod order
     busybox: Path
+    extras: tuple[tuple[str, Path], ...] = ()  # (path in the image, host file): programs and libraries
 
 
 @dataclass(frozen=True)
@@ -155,36 +159,40 @@ def resolve_modules(moddir: Path, needed: tuple[str, ...] = NEEDED_MODULES) -> t
     return tuple(order)
 
 
-def _is_dynamic_elf(path: Path) -> bool:
-    """True for an ELF executable with a PT_INTERP header: it would need a libc in the initramfs."""
-    with path.open("rb") as f:
-        head = f.read(64)
-        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # only 64-bit ELF is inspected
-            return False
-        endian = "<" if head[5] == 1 else ">"
-        phoff, = struct.unpack_from(endian + "Q", head, 32)
-        phentsize, phnum = struct.unpack_from(endian + "HH", head, 54)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return any(struct.unpack_from(endian + "I", table, i * phentsize)[0] == 3 for i in range(phnum))
-
-
 def _find_busybox(busybox: Path | None) -> Path:
     candidates = (busybox,) if busybox is not None else BUSYBOX_CANDIDATES
     for path in candidates:
-        if path.is_file() and not _is_dynamic_elf(path):
+        if path.is_file() and not elf.is_dynamic(path):
             return path
     looked = ", ".join(str(p) for p in candidates)
     raise UnavailableError(f"no statically linked busybox for image 'tiny' (looked at {looked})",
                            hint=INSTALL_HINT)
 
 
+def _extras(programs: tuple[tuple[str, tuple[Path, ...]], ...]) -> tuple[tuple[str, Path], ...]:
+    """The guest programs the host has, each with its interpreter and libraries."""
+    found: dict[str, Path] = {}
+    for target, candidates in programs:
+        program = next((p for p in candidates if p.is_file()), None)
+        if program is None:
+            continue
+        try:
+            libraries = elf.closure(program)
+        except elf.ElfError:
+            continue  # without its libraries it would not run: leave it out
+        found[target] = program.resolve()
+        found.update((path.lstrip("/"), host) for path, host in libraries)
+    return tuple(sorted(found.items()))
+
+
 def find_inputs(boot: Path = Path("/boot"), modules_root: Path = Path("/lib/modules"),
-                busybox: Path | None = None) -> TinyInputs:
+                busybox: Path | None = None,
+                programs: tuple[tuple[str, tuple[Path, ...]], ...] = GUEST_PROGRAMS) -> TinyInputs:
     """The host files the tiny image is made of; UnavailableError says what is missing."""
     kernel, release = _choose_kernel(boot, modules_root)
     modules = resolve_modules(modules_root / release)
-    return TinyInputs(kernel=kernel, release=release, modules=modules, busybox=_find_busybox(busybox))
+    return TinyInputs(kernel=kernel, release=release, modules=modules, busybox=_find_busybox(busybox),
+                      extras=_extras(programs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,10 +218,10 @@ def _module_bytes(path: Path) -> bytes:
 def cache_key(inputs: TinyInputs) -> str:
     """A hash of every byte that goes into the image, and of the builder's version."""
     digest = hashlib.sha256(BUILDER_VERSION.encode())
-    parts = [("kernel", inputs.kernel), *(("module", m) for m in inputs.modules), ("busybox", inputs.busybox)]
-    for label, path in parts:
+    parts = [("kernel", "", inputs.kernel), *(("module", module_name(m.name), m) for m in inputs.modules),
+             ("busybox", "", inputs.busybox), *(("extra", target, host) for target, host in inputs.extras)]
+    for label, name, path in parts:
         data = path.read_bytes()
-        name = module_name(path.name) if label == "module" else ""
         digest.update(f"\0{label} {name} {len(data)}\0".encode())
         digest.update(data)
     script = init_script()
@@ -242,6 +250,25 @@ def initramfs_entries(inputs: TinyInputs) -> Iterator[tuple[str, int, bytes, tup
     for name, path in zip(names, inputs.modules, strict=True):
         yield f"lib/modules/{name}.ko", 0o100644, _module_bytes(path), (0, 0)
     yield "lib/modules/order", 0o100644, "".join(f"{n}\n" for n in names).encode(), (0, 0)
+    yield from _extra_entries(inputs.extras)
+
+
+def _extra_entries(extras: tuple[tuple[str, Path], ...]) -> Iterator[tuple[str, int, bytes, tuple[int, int]]]:
+    """Programs and libraries, their directories first; a file already in (the loader under two
+    names) is a symlink to the first copy."""
+    made = set(DIRS)
+    first: dict[Path, str] = {}
+    for target, host in extras:
+        parents = Path(target).parents
+        for parent in reversed([str(p) for p in parents if str(p) != "."]):
+            if parent not in made:
+                made.add(parent)
+                yield parent, 0o040755, b"", (0, 0)
+        if host in first:
+            yield target, 0o120777, ("/" + first[host]).encode(), (0, 0)
+            continue
+        first[host] = target
+        yield target, 0o100755, host.read_bytes(), (0, 0)
 
 
 def initramfs(inputs: TinyInputs) -> bytes:

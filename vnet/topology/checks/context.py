@@ -25,6 +25,7 @@ class CheckContext:
     # Link position of each node interface, in file order.
     interface_links: dict[tuple[str, str], int] = field(default_factory=dict)
     errors: int = 0  # errors so far, the loader's included (TooManyErrors stops the checks)
+    _slots: dict[int, int] | None = field(default=None, init=False, repr=False)
 
     def report(self, path: Path, code: str, message: str, hint: str = "", *,
                key: bool = False, severity: Severity = Severity.ERROR) -> None:
@@ -47,3 +48,9 @@ class CheckContext:
     def links(self) -> list[tuple[int, int]]:
         """(position in topology.links, position in the file) for each valid link."""
         return list(enumerate(self.loaded.link_index))
+
+    def link_slot(self, position: int) -> int:
+        """The index in topology.links of the link at `position` in the file."""
+        if self._slots is None:
+            self._slots = {pos: i for i, pos in self.links()}
+        return self._slots[position]

@@ -6,6 +6,8 @@ from vnet.topology.checks.context import CheckContext
 from vnet.topology.model import Expectation
 from vnet.topology.source import Path
 
+DEFAULT_MTU = 1500  # as vnet/topology/reach.py: a link without `mtu` has the kernel's default
+
 
 def _has_addresses(ctx: CheckContext, node: str, iface: str | None) -> bool:
     return any(addrs for (owner, name), addrs in ctx.addresses.items()
@@ -52,18 +54,51 @@ def _check_target(ctx: CheckContext, entry: Expectation, path: Path) -> bool:
     return True
 
 
+def _check_protocol(ctx: CheckContext, entry: Expectation, path: Path) -> bool:
+    if entry.port is not None and entry.proto == "icmp":
+        ctx.report((*path, "port"), "expect-port-icmp", "`port` needs `proto: tcp` or `proto: udp`",
+                   "set `proto: tcp` (or `udp`), or remove `port`: ICMP has no ports")
+        return False
+    if entry.mtu is not None and entry.proto != "icmp":
+        ctx.report((*path, "mtu"), "expect-mtu-proto",
+                   f"`mtu` is an ICMP probe, and this entry is {entry.proto}",
+                   "an MTU row is a don't-fragment ICMP echo of `mtu` bytes: remove `proto` or `mtu`")
+        return False
+    return True
+
+
+def _check_mtu(ctx: CheckContext, entry: Expectation, path: Path) -> None:
+    """A DF probe larger than the source interface it leaves by cannot be sent: say so now."""
+    if entry.mtu is None or not entry.reach:
+        return
+    node, _, iface = entry.to.partition(":")
+    theirs = [a for (owner, name), addrs in ctx.addresses.items()
+              if owner == node and (not iface or name == iface) for a in addrs]
+    for (owner, name), mine in ctx.addresses.items():
+        shared = any(b.ip in a.cidr for a in mine for b in theirs if a.version == b.version)
+        if owner != entry.source or not shared:
+            continue
+        mtu = ctx.topology.links[ctx.link_slot(ctx.interface_links[(owner, name)])].mtu or DEFAULT_MTU
+        if entry.mtu > mtu:
+            ctx.warn((*path, "mtu"), "expect-mtu-exceeds",
+                     f"a {entry.mtu}-byte frame cannot leave {owner}:{name} (MTU {mtu}) unfragmented",
+                     f"set `mtu: {entry.mtu}` on {owner}:{name}'s link, or expect `reach: false`")
+        return
+
+
 def check_expect(ctx: CheckContext) -> None:
-    seen: dict[tuple[str, str], tuple[bool, int]] = {}
+    seen: dict[tuple[object, ...], tuple[bool, int]] = {}
     for entry, pos in zip(ctx.topology.expect or (), ctx.loaded.expect_index, strict=True):
         path: Path = ("expect", pos)
         source_ok = _check_source(ctx, entry, path)
-        if not (_check_target(ctx, entry, path) and source_ok):
+        if not (_check_target(ctx, entry, path) and source_ok and _check_protocol(ctx, entry, path)):
             continue
+        _check_mtu(ctx, entry, path)
         if entry.to.partition(":")[0] == entry.source:
             ctx.report(path, "expect-self", f"`{entry.source}` probes itself",
                        "expectations are between two different nodes")
             continue
-        pair = (entry.source, entry.to)
+        pair = (entry.source, entry.to, entry.proto, entry.port, entry.mtu)
         if pair in seen:
             reach, first = seen[pair]
             if reach != entry.reach:
