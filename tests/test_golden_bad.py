@@ -24,6 +24,8 @@ from vnet.topology import diagnose
 REPO = Path(__file__).resolve().parent.parent
 BAD = REPO / "tests" / "golden" / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
+# Valid files whose warnings are golden too (warnings that need a valid lab, e.g. its segments).
+WARNINGS = sorted((REPO / "tests" / "golden" / "warn").glob("*.yaml"))
 
 
 def _relative(path: Path) -> str:
@@ -56,6 +58,20 @@ def test_diagnostics_match_golden(case: Path, update_golden: bool,
         expected_file.write_text(text, encoding="utf-8")
         return
     assert expected_file.exists(), f"missing {expected_file.name}; run pytest --update-golden"
+    assert text == expected_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", WARNINGS, ids=[p.stem for p in WARNINGS])
+def test_warnings_match_golden(case: Path, update_golden: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    lab, diagnostics = diagnose(_relative(case))
+    assert lab is not None and diagnostics and not any(d.is_error for d in diagnostics)
+    assert tuple(lab.warnings) == tuple(diagnostics)
+    text = "".join(d.format() + "\n" for d in TopologyError(diagnostics).diagnostics)
+    expected_file = case.with_suffix(".expected")
+    if update_golden:
+        expected_file.write_text(text, encoding="utf-8")
+        return
     assert text == expected_file.read_text(encoding="utf-8")
 
 

@@ -30,13 +30,14 @@ from vnet.reconcile.lock import lab_dir, lab_lock
 from vnet.reconcile.plan import Action, Change, Plan, make_plan
 from vnet.reconcile.session import Session, default_ovsdb
 from vnet.resources import DesiredState, ObservedState, OvsBridge, Vm
-from vnet.topology.graph import build_graph
+from vnet.topology.graph import LabGraph, build_graph
 from vnet.topology.lab import Lab
 from vnet.topology.model import VmNode
 from vnet.topology.names import LAB_NAME
 from vnet.verification.guests import guest_agent
-from vnet.verification.prove import VerifyReport, prove
-from vnet.verification.trace import Trace
+from vnet.verification.prove import ProbeOutcome, VerifyReport, prove
+from vnet.verification.trace import Probe as TraceProbe
+from vnet.verification.trace import Trace, mtu_culprit
 from vnet.verification.trace import trace as trace_path
 from vnet.vm import qemu
 from vnet.vm import tiny as tiny_image
@@ -136,14 +137,29 @@ def apply(lab: Lab, *, wait: bool = False, ovsdb: str | None = None,
 def verify(lab: Lab, timeout: float = 1.5, ovsdb: str | None = None) -> VerifyReport:
     """Re-observe (drift fails) and prove every row of the expectations from inside the nodes."""
     netns.require_root()
+    graph = build_graph(lab)
     with Session(ovsdb or default_ovsdb()) as session:
-        drift = make_plan(*_observe(lab, session, start_ovs=False)).changes
-    # Probed with drift too: the report then says what the difference breaks.
-    return VerifyReport(lab.name, tuple(drift), tuple(prove(build_graph(lab), timeout)))
+        desired, observed = _observe(lab, session, start_ovs=False)
+        drift = make_plan(desired, observed).changes
+        # Probed with drift too: the report then says what the difference breaks.
+        outcomes = [_name_the_hop(graph, desired, session, o) for o in prove(graph, timeout)]
+        return VerifyReport(lab.name, tuple(drift), tuple(outcomes))
 
 
-def trace(lab: Lab, source: str, target: str, ovsdb: str | None = None) -> Trace:
-    """The path from `source` to `target` through the lab, checked against the host."""
+def _name_the_hop(graph: LabGraph, desired: DesiredState, session: Session,
+                  outcome: ProbeOutcome) -> ProbeOutcome:
+    """A don't-fragment probe lost without an ICMP error: the device whose MTU is too small."""
+    probe = outcome.probe
+    if outcome.ok or probe.size is None or not probe.reach or "says" in outcome.hint:
+        return outcome
+    culprit = mtu_culprit(graph, desired, session.host, probe.source, probe.address.ip, probe.size)
+    return replace(outcome, hint=culprit) if culprit else outcome
+
+
+def trace(lab: Lab, source: str, target: str, ovsdb: str | None = None,
+          proto: str = "icmp", port: int | None = None) -> Trace:
+    """The path from `source` to `target` through the lab (routers included), checked against the
+    host; `proto`/`port`: what the traced packet is (OpenFlow rules may treat protocols apart)."""
     netns.require_root()
     for node in (source, target.partition(":")[0]):
         if node not in lab.topology.nodes:
@@ -152,7 +168,8 @@ def trace(lab: Lab, source: str, target: str, ovsdb: str | None = None) -> Trace
     with Session(ovsdb or default_ovsdb()) as session:
         desired, observed = _observe(lab, session, start_ovs=False)
         drift = make_plan(desired, observed).changes
-        return trace_path(build_graph(lab), desired, session.host, session.ovsdb, source, target, drift)
+        return trace_path(build_graph(lab), desired, session.host, session.ovsdb, source, target, drift,
+                          TraceProbe(proto, port))
 
 
 def _destroy_ovs(lab_name: str, session: Session) -> int:

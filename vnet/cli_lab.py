@@ -206,20 +206,38 @@ def status(file: str | None, lab_name: str | None, as_json: bool, ovsdb: str | N
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("source")
 @click.argument("target")
+@click.option("--proto", type=click.Choice(["icmp", "tcp", "udp"]), default="icmp", show_default=True,
+              help="What the traced packet is.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP/UDP destination port.")
+@click.option("--json", "as_json", is_flag=True, help="Print the path as JSON.")
 @ovsdb_option
-def trace(file: str, source: str, target: str, ovsdb: str | None) -> None:
-    """Show the path from SOURCE to TARGET (node or node:iface) and where a frame would drop."""
-    result = api.trace(load(file), source, target, ovsdb)
-    console.print(f"{result.source} -> {result.target} ({result.address})")
-    for hop in result.hops:
-        console.print(f"  {hop.description}")
-        for check in hop.checks:
-            console.print(f"      {check}")
-        if hop.dropped:
-            console.print(f"      [red]dropped[/]: {hop.dropped}")
-    console.print("delivered" if result.delivered else "[red]not delivered[/]")
+def trace(file: str, source: str, target: str, proto: str, port: int | None, as_json: bool,
+          ovsdb: str | None) -> None:
+    """Show the path from SOURCE to TARGET (node or node:iface), through routers, and where it drops."""
+    result = api.trace(load(file), source, target, ovsdb, proto, port or (7 if proto != "icmp" else None))
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        _trace_text(result)
     if not result.delivered:
         sys.exit(EX_VERIFY_FAILED)
+
+
+def _trace_text(result: Any) -> None:
+    console.print(f"{result.source} -> {result.target} ({result.address}, {result.proto})")
+    if result.dropped:
+        console.print(f"  [red]dropped[/]: {result.dropped}")
+    for leg in result.legs:
+        console.print(f"  {leg.sender} -> {leg.receiver}" + (f" (router {leg.via})" if leg.via else ""))
+        if leg.dropped:
+            console.print(f"    [red]dropped[/]: {leg.dropped}")
+        for hop in leg.hops:
+            console.print(f"    {hop.description}")
+            for check in hop.checks:
+                console.print(f"        {check}")
+            if hop.dropped:
+                console.print(f"        [red]dropped[/]: {hop.dropped}")
+    console.print("delivered" if result.delivered else "[red]not delivered[/]")
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})

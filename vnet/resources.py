@@ -42,13 +42,15 @@ class Resource:
 
 @dataclass(frozen=True)
 class Netns(Resource):
-    """A network namespace for a netns node; `forwarding` is its IPv4/IPv6 forwarding sysctl."""
+    """A network namespace for a netns node; `forwarding` and `ipv6_forwarding` are its
+    net.ipv4.ip_forward and net.ipv6.conf.all.forwarding (a node's `forwarding` sets both)."""
 
     kind: ClassVar[str] = "netns"
-    MUTABLE: ClassVar[frozenset[str]] = frozenset({"forwarding"})
+    MUTABLE: ClassVar[frozenset[str]] = frozenset({"forwarding", "ipv6_forwarding"})
     name: str
     mark: str  # ifalias of its loopback: the namespace's ownership mark
     forwarding: bool = False
+    ipv6_forwarding: bool = False
 
     @property
     def key(self) -> ResourceKey:
@@ -93,6 +95,9 @@ class DeviceEnd:
     tx_checksum: bool | None = None
     # VLANs of a port of a VLAN-filtering Linux bridge: (vid, pvid, untagged); None: not managed.
     bridge_vlans: tuple[tuple[int, bool, bool], ...] | None = None
+    # Flags of a Linux bridge port (sorted (name, value)): the kernel's defaults, which vnet keeps
+    # (a port set `isolated` or `learning off` by hand is drift); None: not a Linux bridge port.
+    port_flags: tuple[tuple[str, bool], ...] | None = None
 
     def deps(self) -> tuple[ResourceKey, ...]:
         out: list[ResourceKey] = []
@@ -133,7 +138,10 @@ class VethPair(Resource):
         return frozenset(changed)
 
 
-END_MUTABLE = ("alias", "mac", "mtu", "master", "up", "tx_checksum", "bridge_vlans")
+END_MUTABLE = ("alias", "mac", "mtu", "master", "up", "tx_checksum", "bridge_vlans", "port_flags")
+# A Linux bridge port as the kernel makes it: learning, flooding every kind of frame, not isolated.
+PORT_FLAGS = (("bcast_flood", True), ("flood", True), ("isolated", False), ("learning", True),
+              ("mcast_flood", True))
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,8 @@ class OvsBridge(Resource):
     """An Open vSwitch bridge; `datapath` is resolved (system or netdev), never auto."""
 
     kind: ClassVar[str] = "ovs-bridge"
-    MUTABLE: ClassVar[frozenset[str]] = frozenset({"fail_mode", "stp", "rstp", "other_config", "mtu"})
+    MUTABLE: ClassVar[frozenset[str]] = frozenset(
+        {"fail_mode", "stp", "rstp", "other_config", "mtu", "flows"})
     name: str
     datapath: str
     fail_mode: str = "standalone"
@@ -221,10 +230,19 @@ class OvsBridge(Resource):
     rstp: bool = False
     other_config: Pairs = ()
     mtu: int | None = None
+    # Its OpenFlow flows (vswitchd's normalized text): vnet puts none there, so a standalone
+    # bridge has only `priority=0,actions=NORMAL` and a secure one none. Observed None: unknown
+    # (ovs-vswitchd did not answer), never drift.
+    flows: tuple[str, ...] | None = None
 
     @property
     def key(self) -> ResourceKey:
         return ("ovs-bridge", self.name)
+
+    def differing(self, other: Resource) -> frozenset[str]:
+        assert isinstance(other, OvsBridge)
+        changed = super().differing(other)
+        return changed - {"flows"} if self.flows is None or other.flows is None else changed
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import TypeVar
 from vnet.errors import UnavailableError
 from vnet.resources import Resource, ResourceKey
 from vnet.topology.lab import Lab, LinkInfo
+from vnet.topology.model import DEFAULT_MTU
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -65,6 +66,12 @@ class HostFacts:
     # Probed only for labs with an `sriov` section; None (compiling offline): nothing is checked.
     sriov: tuple[PfFacts, ...] | None = None
     vfio_pci: bool = True  # the vfio-pci driver is loaded (probed with `sriov`)
+
+
+def link_mtu(link: LinkInfo) -> int:
+    """The MTU of a link's devices: its `mtu`, else the kernel's default for veth and TAP, made
+    explicit so that an MTU changed by hand is drift."""
+    return link.spec.mtu or DEFAULT_MTU
 
 
 def netns_name(lab: str, node: str) -> str:

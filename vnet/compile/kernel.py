@@ -5,9 +5,20 @@ from __future__ import annotations
 import grp
 import pwd
 
-from vnet.compile.base import Builder, host_name, mark, netns_name, switch_link_id
+from vnet.compile.base import Builder, host_name, link_mtu, mark, netns_name, switch_link_id
 from vnet.errors import UnavailableError
-from vnet.resources import HOST, Address, DeviceEnd, LinuxBridge, Netns, ResourceKey, Route, Tap, VethPair
+from vnet.resources import (
+    HOST,
+    PORT_FLAGS,
+    Address,
+    DeviceEnd,
+    LinuxBridge,
+    Netns,
+    ResourceKey,
+    Route,
+    Tap,
+    VethPair,
+)
 from vnet.topology.addressing import mac_address
 from vnet.topology.lab import LinkInfo
 from vnet.topology.model import LinuxSwitch, NetnsNode, TapNode
@@ -17,7 +28,7 @@ from vnet.topology.names import NodeEnd, SwitchEnd
 def netns_node(out: Builder, name: str) -> None:
     node = out.lab.topology.nodes[name]
     assert isinstance(node, NetnsNode)
-    out.add(Netns(netns_name(out.lab.name, name), mark(out.lab.name, name), node.forwarding))
+    out.add(Netns(netns_name(out.lab.name, name), mark(out.lab.name, name), node.forwarding, node.forwarding))
 
 
 def tap_based_node(out: Builder, name: str) -> None:
@@ -46,6 +57,11 @@ def port_vlans(out: Builder, master: str | None, link: LinkInfo) -> tuple[tuple[
     return ((1, True, True),)  # the kernel's default: untagged frames in VLAN 1
 
 
+def port_flags(master: str | None) -> tuple[tuple[str, bool], ...] | None:
+    """The flags vnet keeps on a port of a Linux bridge (`master`), none elsewhere."""
+    return PORT_FLAGS if master is not None else None
+
+
 def is_p2p_netns(out: Builder, link: LinkInfo) -> bool:
     nodes = out.lab.topology.nodes
     return all(isinstance(e, NodeEnd) and nodes[e.node].kind == "netns" for e in link.ends)
@@ -62,17 +78,17 @@ def node_iface(out: Builder, end: NodeEnd, link: LinkInfo, master: str | None,
     node = out.lab.topology.nodes[end.node]
     if node.kind != "netns":
         tap = Tap(DeviceEnd(HOST, tap_name(lab, end.node, end.iface), mark(lab, end.node, end.iface),
-                            mac_address(lab, end.node, f"{end.iface}:tap"), link.spec.mtu, master,
-                            bridge_vlans=port_vlans(out, master, link)),
+                            mac_address(lab, end.node, f"{end.iface}:tap"), link_mtu(link), master,
+                            bridge_vlans=port_vlans(out, master, link), port_flags=port_flags(master)),
                   *_tap_access(node))
         out.add(tap)
         return tap.end, tap.key
     inside = DeviceEnd(netns_name(lab, end.node), end.iface, mark(lab, end.node, end.iface),
-                       iface.mac, link.spec.mtu, tx_checksum=inside_tx_checksum)
+                       iface.mac, link_mtu(link), tx_checksum=inside_tx_checksum)
     outside = DeviceEnd(HOST, host_name("vn", lab, end.node, end.iface),
                         mark(lab, end.node, end.iface, "peer"),
-                        mac_address(lab, end.node, f"{end.iface}:peer"), link.spec.mtu, master,
-                        bridge_vlans=port_vlans(out, master, link))
+                        mac_address(lab, end.node, f"{end.iface}:peer"), link_mtu(link), master,
+                        bridge_vlans=port_vlans(out, master, link), port_flags=port_flags(master))
     pair = VethPair(inside, outside)
     out.add(pair)
     out.devices[(end.node, end.iface)] = (inside.netns, inside.name, pair.key)
@@ -117,7 +133,7 @@ def node_to_node(out: Builder, link: LinkInfo) -> None:
         return
     lab = out.lab.name
     ends = [DeviceEnd(netns_name(lab, e.node), e.iface, mark(lab, e.node, e.iface),
-                      out.lab.interfaces[(e.node, e.iface)].mac, link.spec.mtu) for e in (a, b)]
+                      out.lab.interfaces[(e.node, e.iface)].mac, link_mtu(link)) for e in (a, b)]
     pair = VethPair(ends[0], ends[1])
     out.add(pair)
     for end, dev in ((a, pair.a), (b, pair.b)):
@@ -131,8 +147,8 @@ def switch_veth(out: Builder, link: LinkInfo, masters: tuple[str | None, str | N
     ident = switch_link_id(out.lab, link)
     sides = [str(e) for e in link.ends]
     ends = [DeviceEnd(HOST, host_name("vb", lab, ident, side), mark(lab, ident, side),
-                      mac_address(lab, ident, side), link.spec.mtu, master, tx_checksum=csum,
-                      bridge_vlans=port_vlans(out, master, link))
+                      mac_address(lab, ident, side), link_mtu(link), master, tx_checksum=csum,
+                      bridge_vlans=port_vlans(out, master, link), port_flags=port_flags(master))
             for side, master, csum in zip(sides, masters, tx_checksum, strict=True)]
     pair = VethPair(ends[0], ends[1])
     out.add(pair)

@@ -10,12 +10,15 @@ the node's interface name (OvsInternal). No veth: one device, and the port comes
 
 from __future__ import annotations
 
-from vnet.compile.base import Builder, host_name, mark, netns_name, switch_link_id
+from vnet.compile.base import Builder, host_name, link_mtu, mark, netns_name, switch_link_id
 from vnet.compile.kernel import node_iface, switch_veth
 from vnet.resources import DeviceEnd, OvsBridge, OvsInternal, OvsPort, ResourceKey
 from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.model import OvsSwitch
 from vnet.topology.names import NodeEnd, SwitchEnd, TunnelEnd
+
+# The one flow of a standalone bridge without a controller (vswitchd adds it; vnet adds none).
+NORMAL_FLOW = "priority=0,actions=NORMAL"
 
 
 def resolve_datapath(requested: str, kernel_available: bool) -> str:
@@ -42,7 +45,7 @@ def ovs_switch(out: Builder, name: str) -> None:
     assert isinstance(switch, OvsSwitch)
     out.add(OvsBridge(name, resolve_datapath(switch.datapath, out.facts.ovs_kernel_datapath),
                       switch.fail_mode, switch.stp, switch.rstp, tuple(sorted(switch.other_config.items())),
-                      switch.mtu))
+                      switch.mtu, (NORMAL_FLOW,) if switch.fail_mode == "standalone" else ()))
 
 
 def _bridge(out: Builder, name: str) -> OvsBridge:
@@ -72,7 +75,7 @@ def _internal(out: Builder, node: NodeEnd, switch: SwitchEnd, link: LinkInfo) ->
     port = host_name("vi", lab, node.node, node.iface)
     _port(out, switch.name, port, link, None, "internal")
     end = DeviceEnd(netns_name(lab, node.node), node.iface, mark(lab, node.node, node.iface),
-                    out.lab.interfaces[(node.node, node.iface)].mac, link.spec.mtu)
+                    out.lab.interfaces[(node.node, node.iface)].mac, link_mtu(link))
     moved = OvsInternal(end, port)
     out.add(moved)
     out.devices[(node.node, node.iface)] = (end.netns, end.name, moved.key)

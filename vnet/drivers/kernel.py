@@ -43,6 +43,7 @@ from vnet.resources import (
 )
 
 Builder = Callable[[], bytes]
+MIN_MTU = 68
 GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL})
 
 
@@ -73,9 +74,10 @@ class _Work:
 
 # --- namespaces -------------------------------------------------------------------------------
 
-def _forwarding(value: bool) -> None:
+def _forwarding(want: Netns) -> None:
     """Set IPv4 and IPv6 forwarding of the namespace this thread is in."""
-    for key in ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"):
+    for key, value in (("net/ipv4/ip_forward", want.forwarding),
+                       ("net/ipv6/conf/all/forwarding", want.ipv6_forwarding)):
         with open(f"/proc/sys/{key}", "w") as handle:
             handle.write("1" if value else "0")
 
@@ -85,7 +87,7 @@ def _netns_create(work: _Work, i: int, want: Netns) -> None:
         sock = NetlinkSocket()
         try:
             sock.check([wire.new_link(ifname="lo", alias=want.mark, up=True)])
-            _forwarding(want.forwarding)
+            _forwarding(want)
         except BaseException:
             sock.close()
             raise
@@ -97,7 +99,7 @@ def _netns_create(work: _Work, i: int, want: Netns) -> None:
 def _netns_update(work: _Work, i: int, want: Netns) -> None:
     def update() -> None:
         with netns.entered(want.name):
-            _forwarding(want.forwarding)
+            _forwarding(want)
     work.do(0, i, update)
 
 
@@ -136,6 +138,14 @@ def _bridge_vlans(work: _Work, i: int, end: DeviceEnd, have: DeviceEnd | None) -
     work.send(2, end.netns, i, lambda: bridge_vlan.set_port_vlans(index(), end.bridge_vlans or ()))
 
 
+def _port_flags(work: _Work, i: int, end: DeviceEnd, have: DeviceEnd | None) -> None:
+    """Flags of a Linux bridge port that differ (phase 2: the port must have joined its bridge;
+    a new port has the kernel's defaults, which are what vnet wants)."""
+    if end.port_flags is not None and have is not None and have.port_flags != end.port_flags:
+        flags = end.port_flags
+        work.send(2, end.netns, i, lambda: wire.set_port_flags(ifname=end.name, flags=flags))
+
+
 def _settings(work: _Work, end: DeviceEnd) -> Builder:
     """Alias, MAC, MTU, master and state of an existing device (also after creating it)."""
     return lambda: wire.new_link(ifname=end.name, alias=end.alias, mac=end.mac, mtu=end.mtu,
@@ -162,10 +172,15 @@ def _host_ipv6_off(name: str) -> Callable[[], None]:
 
 
 def _bridge_create(work: _Work, i: int, want: LinuxBridge) -> None:
+    # A bridge follows the smallest MTU of its ports (each port joining lowers it) unless its MTU
+    # was *changed* by the user: an MTU given at creation is not, so the bridge is made with
+    # another one and changed to the wanted one, or a 9000 bridge with a 1500 port ends at 1500
+    # and only the next apply would converge.
+    made_with = None if want.mtu is None else (want.mtu - 1 if want.mtu > MIN_MTU else want.mtu + 1)
     work.send(0, HOST, i, lambda: wire.new_link(
-        create=True, ifname=want.name, kind="bridge", group=work.group, mtu=want.mtu,
+        create=True, ifname=want.name, kind="bridge", group=work.group, mtu=made_with,
         bridge=_bridge_options(want), up=want.up))
-    work.send(0, HOST, i, lambda: wire.new_link(ifname=want.name, alias=want.alias))
+    work.send(0, HOST, i, lambda: wire.new_link(ifname=want.name, alias=want.alias, mtu=want.mtu))
     work.do(1, i, _host_ipv6_off(want.name))
 
 
@@ -196,6 +211,7 @@ def _veth_update(work: _Work, i: int, want: VethPair, have: VethPair | None) -> 
         work.send(0, end.netns, i, _settings(work, end))
         _tx_checksum(work, i, end)
         _bridge_vlans(work, i, end, old)
+        _port_flags(work, i, end, old)
 
 
 def _device_delete(work: _Work, i: int, namespace: str, name: str) -> None:
@@ -293,6 +309,7 @@ def _tap_changed(work: _Work, i: int, change: Change) -> None:
     assert isinstance(change.desired, Tap) and isinstance(change.observed, Tap)
     work.send(0, HOST, i, _settings(work, change.desired.end))
     _bridge_vlans(work, i, change.desired.end, change.observed.end)
+    _port_flags(work, i, change.desired.end, change.observed.end)
 
 
 def _address_add(work: _Work, i: int, want: Address) -> None:

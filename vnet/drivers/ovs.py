@@ -30,6 +30,7 @@ from ovs.db import idl as ovs_idl
 from ovsdbapp.backend.ovs_idl import command, connection, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
+from vnet.drivers import openflow
 from vnet.drivers.ovsdb_rpc import OvsdbReader, OvsdbRpcError, python
 from vnet.errors import UnavailableError, VnetError
 from vnet.reconcile.plan import Action, Change
@@ -317,8 +318,10 @@ class OvsDriver:
         self.client = client
 
     def execute(self, changes: Sequence[Change]) -> list[str | None]:
-        creates_ports = any(c.key[0] == "ovs-port" and c.action is Action.CREATE for c in changes)
-        txn = _Transaction(self.client, wait=creates_ports)
+        # Wait for vswitchd when it makes something: new ports (their ofport is checked) and new
+        # bridges (their flow table, which the next observe reads).
+        creates = any(c.action is Action.CREATE for c in changes)
+        txn = _Transaction(self.client, wait=creates)
         txn.add(_ApplyCommand(self.client.api, self.lab, changes))
         try:
             txn.commit()
@@ -331,13 +334,34 @@ class OvsDriver:
         refused = [c for c in changes if c.key[0] == "ovs-port" and c.key[1] in txn.refused]
         if refused:  # their rows were committed: take them out again before reporting
             self._undo(refused)
-        return [txn.refused.get(c.key[1]) if c.key[0] == "ovs-port" else None for c in changes]
+        errors = [txn.refused.get(c.key[1]) if c.key[0] == "ovs-port" else None for c in changes]
+        for k, change in enumerate(changes):
+            if errors[k] is None and _flows_changed(change):
+                errors[k] = self._reset_flows(change)
+        return errors
+
+    def _reset_flows(self, change: Change) -> str | None:
+        """Flows someone added by hand (or removed): the bridge's table as vnet expects it."""
+        want = change.desired
+        assert isinstance(want, OvsBridge)
+        try:
+            openflow.reset_flows(openflow.mgmt_socket(self.client.remote, want.name),
+                                 normal=bool(want.flows))
+        except UnavailableError as exc:
+            return exc.message
+        return None
 
     def _undo(self, changes: Sequence[Change]) -> None:
         """Revert committed changes that are reported as failed (so rollback need not know)."""
         cleanup = _Transaction(self.client, wait=False)
         cleanup.add(_ApplyCommand(self.client.api, self.lab, [c.inverse() for c in changes]))
         cleanup.commit()
+
+
+def _flows_changed(change: Change) -> bool:
+    want, have = change.desired, change.observed
+    return (change.action is Action.UPDATE and isinstance(want, OvsBridge) and isinstance(have, OvsBridge)
+            and have.flows is not None and want.flows != have.flows)
 
 
 def require_client(client: OvsdbClient | None) -> OvsdbClient:

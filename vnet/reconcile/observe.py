@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from vnet.drivers import netns
 from vnet.drivers.host import KernelHost
 from vnet.drivers.netlink import bridge_vlan
+from vnet.drivers.netlink.constants import AF_INET, AF_INET6
 from vnet.drivers.netlink.parse import AddrMsg, LinkMsg, RouteMsg
 from vnet.resources import (
     HOST,
@@ -71,7 +72,7 @@ def _end(scan: _Scan, namespace: str, link: LinkMsg, names: dict[int, str]) -> D
     master = names.get(link.master) if link.master else None
     vlans = scan.port_vlans.get(link.index) if namespace == HOST else None
     return DeviceEnd(namespace, link.name, link.alias or "", link.mac, link.mtu, master, link.up,
-                     scan.host.tx_checksum(namespace, link.name), vlans)
+                     scan.host.tx_checksum(namespace, link.name), vlans, link.port_flags)
 
 
 def _tap_access(name: str) -> tuple[int | None, int | None, bool]:
@@ -129,7 +130,7 @@ def _scan_namespace(scan: _Scan, name: str, wanted: set[str]) -> None:
             scan.foreign_namespaces[name] = holder(mark)
         return
     sock = scan.host.socket(name)
-    scan.add(Netns(name, mark, bool(sock.ipv4_forwarding())))
+    scan.add(Netns(name, mark, bool(sock.forwarding(AF_INET)), bool(sock.forwarding(AF_INET6))))
     names = {link.index: n for n, link in links.items()}
     for link in links.values():
         _device(scan, name, link, names)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from vnet.drivers import ovs_unixctl
 from vnet.drivers.ovs import COLUMNS, LAB_KEY, OvsdbClient, lab_clause
 from vnet.drivers.ovsdb_rpc import atoms, mapping, scalar
+from vnet.errors import UnavailableError
 from vnet.resources import DesiredState, ObservedState, OvsBridge, OvsInternal, OvsPort, Resource, ResourceKey
 
 OVS_NAMESPACE = "ovs"  # the namespace part of foreign_names keys for OVS bridge/port names
@@ -24,11 +26,15 @@ def _holder(ids: dict[str, str]) -> str:
     return f"vnet lab `{lab}`" if lab else "something other than vnet (an OVS row without vnet's mark)"
 
 
-def _bridge(row: Row, local: Row | None) -> OvsBridge:
+def _bridge(row: Row, local: Row | None, remote: str) -> OvsBridge:
     mtu = scalar(local["mtu_request"]) if local is not None else None
+    try:
+        flows: tuple[str, ...] | None = ovs_unixctl.flows(remote, row["name"])
+    except UnavailableError:
+        flows = None  # ovs-vswitchd does not answer: the flows are unknown
     return OvsBridge(row["name"], row["datapath_type"] or "system", scalar(row["fail_mode"]) or "standalone",
                      bool(row["stp_enable"]), bool(row["rstp_enable"]),
-                     tuple(sorted(mapping(row["other_config"]).items())), mtu)
+                     tuple(sorted(mapping(row["other_config"]).items())), mtu, flows)
 
 
 def _port(bridge: str, row: Row, interface: Row | None) -> OvsPort:
@@ -83,7 +89,7 @@ def observe_ovs(lab: str, desired: DesiredState | None, client: OvsdbClient,
     for row in bridges:
         ids = mapping(row["external_ids"])
         if ids.get(LAB_KEY) == lab:
-            found[("ovs-bridge", row["name"])] = _bridge(row, internal.get(row["name"]))
+            found[("ovs-bridge", row["name"])] = _bridge(row, internal.get(row["name"]), client.remote)
         elif row["name"] in wanted:
             foreign[(OVS_NAMESPACE, row["name"])] = _holder(ids)
     for row in ports:

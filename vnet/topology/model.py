@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag
 
+DEFAULT_MTU = 1500  # a link without `mtu`: the kernel's default for veth and TAP devices
 Mtu = Annotated[StrictInt, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
 VlanId = Annotated[StrictInt, Field(ge=1, le=4094, description="802.1Q VLAN id (1-4094)")]
 

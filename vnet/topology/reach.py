@@ -31,14 +31,13 @@ import netaddr
 import networkx as nx
 
 from vnet.topology.lab import Interface, Lab
-from vnet.topology.model import NodeBase
+from vnet.topology.model import DEFAULT_MTU, NodeBase
 from vnet.topology.routing import Forwarding
 from vnet.topology.segments import Segment
 
 PROTOCOLS = ("icmp", "tcp", "udp")
 # Port of the listener vnet runs on a target for TCP/UDP rows that name no port (echo's port).
 DEFAULT_PORT = 7
-DEFAULT_MTU = 1500  # a link without `mtu`: the kernel's default for veth and TAP devices
 # Above this many pairs, each source probes one node of every group of segments it must not
 # reach (and, routed, one node per target segment) instead of every node: 1000 hosts would
 # otherwise need ~1M probes.

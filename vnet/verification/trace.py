@@ -1,32 +1,38 @@
-"""trace: the path a frame takes from one node to another, from the graph, checked on the host.
+"""trace: the path a packet takes from one node to another, from the file, checked on the host.
 
-The path is the shortest one in the lab graph between the source node and the target node
-(through switches; links are edges). Each hop names the interfaces, host devices, switches
-and VLAN handling. Then the host is asked: host devices must exist and be up, and every OVS
-hop is run through vswitchd's `ofproto/trace` (over its unixctl socket, no subprocess) with
-the frame the source would send; a drop there is shown with the reason OVS gives.
+The route comes from the file (vnet/topology/routing.py): one leg per L3 hop, from the sender's
+interface to the next router's (or the target's), each leg the shortest L2 path in the lab graph.
+Each hop names its link, the host devices on it and the VLAN handling. Then the host is asked:
+host devices must exist and be up, a router must forward the packet's IP version, and every OVS
+ingress is run through vswitchd's `ofproto/trace` with the frame that leg carries (the protocol
+and port asked for). A drop is reported on the bridge whose OpenFlow rule (or NORMAL action)
+drops it, naming the rule; output ports are named, not numbered. `mtu_culprit` finds, for a
+don't-fragment probe that did not arrive, the first device on the path whose MTU is smaller.
 """
 
 from __future__ import annotations
 
-import glob
 import itertools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import netaddr
 import networkx as nx
-import ovs.unixctl.client
 
-from vnet.compile import mark
+from vnet.compile import mark, netns_name
+from vnet.compile.base import switch_link_id
+from vnet.drivers import ovs_unixctl
 from vnet.drivers.host import KernelHost
+from vnet.drivers.netlink.constants import AF_INET, AF_INET6
 from vnet.drivers.netlink.parse import LinkMsg
-from vnet.errors import VnetError
+from vnet.errors import UnavailableError, VnetError
 from vnet.reconcile.plan import Change
-from vnet.resources import HOST, DesiredState, OvsPort, Tap, VethPair
+from vnet.resources import HOST, DesiredState, DeviceEnd, OvsInternal, OvsPort, Tap, VethPair
 from vnet.topology.graph import LabGraph
-from vnet.topology.lab import Interface, LinkInfo
+from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.names import NodeEnd
+from vnet.topology.routing import Forwarding, RoutedPath
 from vnet.topology.segments import Tag, port_map
 
 
@@ -39,15 +45,53 @@ class Hop:
 
 
 @dataclass
+class Leg:
+    """One L3 hop: `sender` to `receiver` on one segment (`via`: the router's address)."""
+
+    sender: str
+    receiver: str
+    via: str | None
+    hops: list[Hop]
+    dropped: str = ""  # the receiving router does not forward the packet on
+
+
+@dataclass
 class Trace:
     source: str
     target: str
     address: str
-    hops: list[Hop]
+    proto: str
+    legs: list[Leg]
+    dropped: str = ""  # no route in the file
+
+    @property
+    def hops(self) -> list[Hop]:
+        return [hop for leg in self.legs for hop in leg.hops]
 
     @property
     def delivered(self) -> bool:
-        return not any(h.dropped for h in self.hops)
+        return not self.dropped and not any(leg.dropped for leg in self.legs) and not any(
+            h.dropped for h in self.hops)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "address": self.address, "proto": self.proto,
+                "delivered": self.delivered, "dropped": self.dropped,
+                "legs": [{"from": leg.sender, "to": leg.receiver, "via": leg.via, "dropped": leg.dropped,
+                          "hops": [vars(h) for h in leg.hops]} for leg in self.legs]}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What is traced: a protocol, and its port for TCP/UDP."""
+
+    proto: str = "icmp"
+    port: int | None = None
+
+    def flow(self, version: int) -> str:
+        if self.proto == "icmp":
+            return "icmp" if version == 4 else "icmp6"
+        port = f",tp_dst={self.port}" if self.port else ""
+        return f"{self.proto}{'6' if version == 6 else ''}{port}"
 
 
 def _vlan_text(link: LinkInfo) -> str:
@@ -59,20 +103,18 @@ def _vlan_text(link: LinkInfo) -> str:
     return "untagged"
 
 
-def _pick(lab_graph: LabGraph, source: str, target: str) -> tuple[Interface, Interface, str]:
-    """Source and target interfaces on a shared subnet (else the first with an address)."""
-    lab = lab_graph.lab
+def _pick(lab: Lab, source: str, target: str) -> netaddr.IPAddress:
+    """The target's address on a subnet the source shares, else its first of a family the source has."""
     node, _, iface = target.partition(":")
-    theirs = [i for i in lab.interfaces_of(node) if i.addresses and (not iface or i.name == iface)]
-    mine = [i for i in lab.interfaces_of(source) if i.addresses]
-    for a in mine:
-        for b in theirs:
-            for address in b.addresses:
-                if any(address.ip in m.cidr for m in a.addresses):
-                    return a, b, str(address.ip)
-    if not mine or not theirs:
-        raise VnetError(f"no addressed interfaces between {source} and {target}")
-    return mine[0], theirs[0], str(theirs[0].addresses[0].ip)
+    theirs = [a for i in lab.interfaces_of(node) if not iface or i.name == iface for a in i.addresses]
+    mine = [a for i in lab.interfaces_of(source) for a in i.addresses]
+    for address in theirs:
+        if any(address.ip in m.cidr for m in mine):
+            return address.ip
+    found = next((a.ip for a in theirs if any(a.version == m.version for m in mine)), None)
+    if found is None:
+        raise UnavailableError(f"{target} has no address in a family {source} has: nothing to trace")
+    return found
 
 
 def _path_links(lab_graph: LabGraph, start: Interface, end: Interface) -> list[LinkInfo]:
@@ -84,73 +126,37 @@ def _path_links(lab_graph: LabGraph, start: Interface, end: Interface) -> list[L
     try:
         vertices = nx.shortest_path(graph, f"if:{start}", f"if:{end}")
     except (nx.NetworkXNoPath, nx.NodeNotFound):
-        raise VnetError(f"no L2 path between {start} and {end}: they are on different segments",
-                        "a routed pair crosses a router: trace to the router's interface first") from None
+        return []
     return [graph.edges[a, b]["link"] for a, b in itertools.pairwise(vertices)]
 
 
-def _vswitchd_socket(ovsdb: str) -> str | None:
-    run_dir = os.path.dirname(ovsdb.removeprefix("unix:"))
-    candidates = glob.glob(os.path.join(run_dir, "ovs-vswitchd*.ctl"))
-    return sorted(candidates)[0] if candidates else None
-
-
-def _ofproto_trace(ovsdb: str, bridge: str, flow: str) -> tuple[str, str]:
-    """(datapath actions, explanation lines mentioning a drop) from vswitchd."""
-    path = _vswitchd_socket(ovsdb)
-    if path is None:
-        return "", "ovs-vswitchd's control socket was not found next to the OVSDB socket"
-    error, client = ovs.unixctl.client.UnixctlClient.create(path)
-    if error:
-        return "", f"cannot reach ovs-vswitchd at {path}: {os.strerror(error)}"
-    try:
-        error, failure, reply = client.transact("ofproto/trace", [bridge, flow])
-    finally:
-        client.close()
-    if error or failure:
-        return "", str(failure or os.strerror(error))
-    lines = reply.splitlines()
-    actions = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Datapath actions:")), "")
-    reasons = [ln.strip() for ln in lines if "drop" in ln.lower() and not ln.startswith("Datapath")]
-    return actions, "; ".join(reasons[-2:])
-
-
-def _ovs_hop(hop: Hop, desired: DesiredState, link: LinkInfo, switch: str, flow: str, ovsdb: str) -> None:
-    port = next((r for r in desired.resources.values()
-                 if isinstance(r, OvsPort) and r.bridge == switch and r.link == link.index), None)
-    if port is None:
-        return
-    actions, reasons = _ofproto_trace(ovsdb, switch, f"in_port={port.name},{flow}")
-    hop.checks.append(f"ofproto/trace {switch} in_port={port.name}: datapath actions: {actions or '?'}")
-    if actions == "drop":
-        hop.dropped = f"OVS bridge {switch} drops the frame" + (f": {reasons}" if reasons else "")
-
-
-def _host_devices(desired: DesiredState, lab: str, link: LinkInfo) -> list[str]:
-    """Host-namespace devices the link made (veth host ends, TAPs)."""
-    marks = {mark(lab, e.node, e.iface) for e in link.ends if isinstance(e, NodeEnd)}
+def _link_marks(lab: Lab, link: LinkInfo) -> set[str]:
+    """Ownership marks of the devices a link makes (node interfaces, their host ends, switch veths)."""
+    nodes = [e for e in link.ends if isinstance(e, NodeEnd)]
+    marks = {mark(lab.name, e.node, e.iface) for e in nodes}
     marks |= {f"{m}:peer" for m in marks}
-    names = []
+    if not nodes:
+        ident = switch_link_id(lab, link)
+        marks |= {mark(lab.name, ident, str(e)) for e in link.ends}
+    return marks
+
+
+def link_devices(desired: DesiredState, lab: Lab, link: LinkInfo) -> list[DeviceEnd]:
+    """The kernel devices a link makes, host side and inside nodes, in the desired state."""
+    marks = _link_marks(lab, link)
+    ends: list[DeviceEnd] = []
     for resource in desired.resources.values():
-        ends = (resource.a, resource.b) if isinstance(resource, VethPair) else (
-            (resource.end,) if isinstance(resource, Tap) else ())
-        names += [e.name for e in ends if e.netns == HOST and e.alias in marks]
-    return names
+        if isinstance(resource, VethPair):
+            ends += [resource.a, resource.b]
+        elif isinstance(resource, Tap | OvsInternal):
+            ends.append(resource.end)
+    return [e for e in ends if e.alias in marks]
 
 
-def _wire_out(mapping: dict[Tag, Tag], internal: Tag) -> tuple[bool, Tag]:
-    """(carried, tag on the wire) for a frame of switch-internal VLAN `internal` leaving a port."""
-    wires = [wire for wire, inside in mapping.items() if inside == internal]
-    if not wires:
-        return False, None
-    return True, None if None in wires else wires[0]
-
-
-def _walk(lab_graph: LabGraph, start: Interface, path: list[LinkInfo]
+def _walk(lab: Lab, start: Interface, path: list[LinkInfo]
           ) -> tuple[list[tuple[LinkInfo, str, Tag]], tuple[int, str] | None]:
     """(link, switch entered, wire tag on the link) for each switch the frame enters, and where
     (link index, why) the topology itself stops the frame, if it does."""
-    lab = lab_graph.lab
     universe = [None, *range(1, 4095)]
     entered: list[tuple[LinkInfo, str, Tag]] = []
     tag: Tag = None
@@ -165,9 +171,11 @@ def _walk(lab_graph: LabGraph, start: Interface, path: list[LinkInfo]
             if tag not in inbound:
                 return entered, (link.index, f"{nxt} does not accept {_tag_text(tag)} frames here")
             internal = inbound[tag]
-            carried, tag = _wire_out(port_map(switch, path[k + 1], universe), internal)
-            if not carried:
+            outbound = port_map(switch, path[k + 1], universe)
+            wires = [wire for wire, inside in outbound.items() if inside == internal]
+            if not wires:
                 return entered, (path[k + 1].index, f"{nxt} does not send {_tag_text(internal)} out here")
+            tag = None if None in wires else wires[0]
         here = nxt
     return entered, None
 
@@ -176,14 +184,63 @@ def _tag_text(tag: Tag) -> str:
     return "untagged" if tag is None else f"VLAN {tag}"
 
 
-def _device_checks(hop: Hop, desired: DesiredState, lab: str, link: LinkInfo,
-                   links: dict[str, LinkMsg]) -> None:
-    for name in _host_devices(desired, lab, link):
-        state = links.get(name)
+@dataclass
+class _Host:
+    """What trace reads of the host, read once."""
+
+    lab_graph: LabGraph
+    desired: DesiredState
+    host: KernelHost
+    ovsdb: str
+    ports: dict[int, str] | None = None
+
+    def datapath_ports(self) -> dict[int, str]:
+        if self.ports is None:
+            try:
+                self.ports = ovs_unixctl.datapath_ports(self.ovsdb)
+            except UnavailableError:
+                self.ports = {}
+        return self.ports
+
+    def links(self, namespace: str) -> dict[str, LinkMsg]:
+        try:
+            return self.host.links(namespace)
+        except VnetError:
+            return {}
+
+
+def _device_checks(hop: Hop, seen: _Host, link: LinkInfo) -> None:
+    lab = seen.lab_graph.lab
+    for end in link_devices(seen.desired, lab, link):
+        if end.netns != HOST:
+            continue
+        state = seen.links(HOST).get(end.name)
         shown = "missing" if state is None else ("up" if state.up else "DOWN")
-        hop.checks.append(f"host device {name}: {shown}")
+        hop.checks.append(f"host device {end.name}: {shown}")
         if state is None or not state.up:
-            hop.dropped = f"host device {name} is {'missing' if state is None else 'down'}"
+            hop.dropped = f"host device {end.name} is {'missing' if state is None else 'down'}"
+
+
+def _ovs_hop(hop: Hop, seen: _Host, link: LinkInfo, switch: str, flow: str) -> None:
+    port = next((r for r in seen.desired.resources.values()
+                 if isinstance(r, OvsPort) and r.bridge == switch and r.link == link.index), None)
+    if port is None:
+        return
+    try:
+        result = ovs_unixctl.trace(seen.ovsdb, switch, f"in_port={port.name},{flow}")
+    except UnavailableError as exc:
+        hop.checks.append(f"ofproto/trace {switch}: {exc.message}")
+        return
+    mine = result.section(switch)
+    actions = ovs_unixctl.name_ports(result.datapath_actions, seen.datapath_ports())
+    hop.checks.append(f"ofproto/trace {switch} in_port={port.name}: datapath actions: {actions or '?'}")
+    if mine is None:
+        return
+    rule = mine.dropped_by
+    if rule is not None:
+        hop.dropped = f"OVS bridge {switch} drops it: OpenFlow rule {rule}"
+    elif any("dropping" in note for note in mine.notes):
+        hop.dropped = f"OVS bridge {switch} drops it: {'; '.join(mine.notes)}"
 
 
 def _drift_checks(hops: dict[int, Hop], drift: Sequence[Change]) -> None:
@@ -196,24 +253,90 @@ def _drift_checks(hops: dict[int, Hop], drift: Sequence[Change]) -> None:
                                        f"({change.reason}); `vnet apply` repairs it")
 
 
+def _router_check(seen: _Host, leg: Leg, router: str, version: int) -> None:
+    spec = seen.lab_graph.lab.topology.nodes[router]
+    if spec.kind != "netns":
+        return
+    try:
+        forwards = seen.host.socket(netns_name(seen.lab_graph.lab.name, router)).forwarding(
+            AF_INET if version == 4 else AF_INET6)
+    except VnetError:
+        return
+    if forwards is False:
+        key = "net.ipv4.ip_forward" if version == 4 else "net.ipv6.conf.all.forwarding"
+        leg.dropped = f"{router} does not forward IPv{version} ({key} = 0)"
+
+
+def _legs(forwarding: Forwarding, path: RoutedPath) -> list[tuple[Interface, Interface, str | None]]:
+    """(sender, receiver, router address) per L3 hop: the receiver holds the gateway, or the target."""
+    lab = forwarding.lab
+    out = []
+    for hop in path.hops:
+        owner = forwarding.owner(hop.via) if hop.via is not None else None
+        receiver = owner if owner is not None else lab.interfaces[path.delivered_to]
+        out.append((lab.interfaces[(hop.node, hop.iface)], receiver, str(hop.via) if hop.via else None))
+    return out
+
+
 def trace(lab_graph: LabGraph, desired: DesiredState, host: KernelHost, ovsdb: str,
-          source: str, target: str, drift: Sequence[Change] = ()) -> Trace:
-    start, end, address = _pick(lab_graph, source, target)
-    path = _path_links(lab_graph, start, end)
-    flow = (f"dl_src={start.mac},dl_dst={end.mac},dl_type=0x0800,"
-            f"nw_src={start.addresses[0].ip},nw_dst={address}")
+          source: str, target: str, drift: Sequence[Change] = (), probe: Probe = Probe()) -> Trace:
+    lab = lab_graph.lab
+    address = _pick(lab, source, target)
+    forwarding = Forwarding(lab, dict(lab_graph.segment_of))
+    path = forwarding.path(source, address)
+    result = Trace(source, target, str(address), probe.proto, [])
+    if path is None:
+        result.dropped = (f"the file gives {source} no way to {address}: no shared segment, and no route "
+                          "through forwarding nodes")
+        return result
+    seen = _Host(lab_graph, desired, host, ovsdb)
+    origin = forwarding.source_address(path, address.version)
+    for k, (sender, receiver, via) in enumerate(_legs(forwarding, path)):
+        leg = Leg(str(sender), str(receiver), via, [])
+        if k:
+            _router_check(seen, leg, sender.node, address.version)
+        flow = (f"dl_src={sender.mac},dl_dst={receiver.mac},{probe.flow(address.version)},"
+                f"{'ipv6_src' if address.version == 6 else 'nw_src'}={origin},"
+                f"{'ipv6_dst' if address.version == 6 else 'nw_dst'}={address}")
+        _trace_leg(seen, leg, sender, receiver, flow, drift)
+        result.legs.append(leg)
+    return result
+
+
+def _trace_leg(seen: _Host, leg: Leg, sender: Interface, receiver: Interface, flow: str,
+               drift: Sequence[Change]) -> None:
+    lab = seen.lab_graph.lab
+    links = _path_links(seen.lab_graph, sender, receiver)
     hops = {link.index: Hop(link.index, f"links[{link.index}]: {link.ends[0]} -- {link.ends[1]} "
-                                        f"({_vlan_text(link)})") for link in path}
-    links = host.links(HOST)
-    for link in path:
-        _device_checks(hops[link.index], desired, lab_graph.lab.name, link, links)
-    entered, stopped = _walk(lab_graph, start, path)
+                                        f"({_vlan_text(link)})") for link in links}
+    for link in links:
+        _device_checks(hops[link.index], seen, link)
+    entered, stopped = _walk(lab, sender, links)
     if stopped is not None:
         hops[stopped[0]].dropped = f"by the topology: {stopped[1]}"
     for link, switch, tag in entered:
-        hop = hops[link.index]
-        if lab_graph.lab.topology.switches[switch].type == "ovs":
+        if lab.topology.switches[switch].type == "ovs":
             vlan = f",dl_vlan={tag}" if tag is not None else ""
-            _ovs_hop(hop, desired, link, switch, flow + vlan, ovsdb)
+            _ovs_hop(hops[link.index], seen, link, switch, flow + vlan)
     _drift_checks(hops, [c for c in drift if c.key[0] == "ovs-port" and c.desired is not None])
-    return Trace(source, target, address, [hops[link.index] for link in path])
+    leg.hops = [hops[link.index] for link in links]
+
+
+def mtu_culprit(lab_graph: LabGraph, desired: DesiredState, host: KernelHost, source: str,
+                address: netaddr.IPAddress, size: int) -> str:
+    """The first device on the way from `source` to `address` whose MTU is below `size`, said."""
+    lab = lab_graph.lab
+    forwarding = Forwarding(lab, dict(lab_graph.segment_of))
+    path = forwarding.path(source, address)
+    if path is None:
+        return ""
+    seen = _Host(lab_graph, desired, host, "")
+    for sender, receiver, _via in _legs(forwarding, path):
+        for link in _path_links(lab_graph, sender, receiver):
+            for end in link_devices(desired, lab, link):
+                state = seen.links(end.netns).get(end.name)
+                if state is not None and state.mtu < size:
+                    where = "the host" if end.netns == HOST else end.netns
+                    return (f"{end.name} in {where} (links[{link.index}]: {link.ends[0]} -- {link.ends[1]}) "
+                            f"has MTU {state.mtu}: a {size}-byte frame is dropped there")
+    return ""

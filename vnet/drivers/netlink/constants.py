@@ -94,6 +94,10 @@ IFLA_LINK_NETNSID = 37
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 IFLA_INFO_SLAVE_KIND = 4
+IFLA_INFO_SLAVE_DATA = 5
+
+# Bridge port flags vnet manages (IFLA_INFO_SLAVE_DATA of a bridge port), by the names plan uses.
+BRIDGE_PORT_FLAGS = {"learning": 8, "flood": 9, "mcast_flood": 27, "bcast_flood": 30, "isolated": 33}
 
 VETH_INFO_PEER = 1
 

@@ -72,6 +72,8 @@ class LinkMsg:
     kind: str | None  # IFLA_INFO_KIND: "bridge", "veth", "tun", ... None for lo/physical
     slave_kind: str | None = None  # IFLA_INFO_SLAVE_KIND, e.g. "bridge" for a bridge port
     bridge: BridgeInfo | None = None  # when kind == "bridge"
+    # A bridge port's flags (learning, flood, isolated, ...) when slave_kind == "bridge"
+    port_flags: tuple[tuple[str, bool], ...] | None = None
     link: int | None = None  # IFLA_LINK: a veth's peer index, a macvlan's lower device
     link_netnsid: int | None = None  # IFLA_LINK_NETNSID: `link` lives in that namespace
     flags: int = 0  # ifi_flags as the kernel reports them
@@ -212,7 +214,8 @@ def decode_ack(msg: Message) -> Ack:
 _LINK_ATTRS = frozenset((c.IFLA_IFNAME, c.IFLA_IFALIAS, c.IFLA_GROUP, c.IFLA_MASTER, c.IFLA_MTU,
                          c.IFLA_ADDRESS, c.IFLA_OPERSTATE, c.IFLA_LINKINFO, c.IFLA_LINK,
                          c.IFLA_LINK_NETNSID))
-_INFO_ATTRS = frozenset((c.IFLA_INFO_KIND, c.IFLA_INFO_DATA, c.IFLA_INFO_SLAVE_KIND))
+_INFO_ATTRS = frozenset((c.IFLA_INFO_KIND, c.IFLA_INFO_DATA, c.IFLA_INFO_SLAVE_KIND, c.IFLA_INFO_SLAVE_DATA))
+_PORT_FLAG_ATTRS = frozenset(c.BRIDGE_PORT_FLAGS.values())
 _BRIDGE_ATTRS = frozenset((c.IFLA_BR_FORWARD_DELAY, c.IFLA_BR_AGEING_TIME, c.IFLA_BR_STP_STATE,
                            c.IFLA_BR_VLAN_FILTERING))
 
@@ -226,15 +229,24 @@ def _bridge(data: bytes) -> BridgeInfo:
                       vlan_filtering=bool(vlan and vlan[0]))
 
 
-def _linkinfo(data: bytes | None) -> tuple[str | None, str | None, BridgeInfo | None]:
+def _port_flags(data: bytes) -> tuple[tuple[str, bool], ...]:
+    attrs = parse_attrs(data, 0, _PORT_FLAG_ATTRS)
+    return tuple(sorted((name, bool(attrs[kind][0])) for name, kind in c.BRIDGE_PORT_FLAGS.items()
+                        if attrs.get(kind)))
+
+
+def _linkinfo(data: bytes | None) -> tuple[str | None, str | None, BridgeInfo | None,
+                                            tuple[tuple[str, bool], ...] | None]:
     if data is None:
-        return None, None, None
+        return None, None, None, None
     info = parse_attrs(data, 0, _INFO_ATTRS)
     kind = _string(info[c.IFLA_INFO_KIND]) if c.IFLA_INFO_KIND in info else None
     slave = _string(info[c.IFLA_INFO_SLAVE_KIND]) if c.IFLA_INFO_SLAVE_KIND in info else None
     data_attr = info.get(c.IFLA_INFO_DATA)
     bridge = _bridge(data_attr) if kind == "bridge" and data_attr is not None else None
-    return kind, slave, bridge
+    slave_data = info.get(c.IFLA_INFO_SLAVE_DATA)
+    flags = _port_flags(slave_data) if slave == "bridge" and slave_data is not None else None
+    return kind, slave, bridge, flags
 
 
 def decode_link(payload: bytes) -> LinkMsg:
@@ -244,7 +256,7 @@ def decode_link(payload: bytes) -> LinkMsg:
     attrs = parse_attrs(payload, IFINFOMSG.size, _LINK_ATTRS)
     if c.IFLA_IFNAME not in attrs:
         raise WireError(f"link {index} without IFLA_IFNAME")
-    kind, slave_kind, bridge = _linkinfo(attrs.get(c.IFLA_LINKINFO))
+    kind, slave_kind, bridge, port_flags = _linkinfo(attrs.get(c.IFLA_LINKINFO))
     alias = attrs.get(c.IFLA_IFALIAS)
     mac = attrs.get(c.IFLA_ADDRESS)
     oper = attrs.get(c.IFLA_OPERSTATE, b"\0")[:1] or b"\0"
@@ -256,7 +268,7 @@ def decode_link(payload: bytes) -> LinkMsg:
         mtu=_opt(attrs, c.IFLA_MTU) or 0, mac=mac.hex(":") if mac else None,
         up=bool(flags & c.IFF_UP),
         oper_state=c.OPER_STATES[oper[0]] if oper[0] < len(c.OPER_STATES) else str(oper[0]),
-        kind=kind, slave_kind=slave_kind, bridge=bridge, link=_opt(attrs, c.IFLA_LINK),
+        kind=kind, slave_kind=slave_kind, bridge=bridge, port_flags=port_flags, link=_opt(attrs, c.IFLA_LINK),
         link_netnsid=_i32(netnsid) if netnsid is not None else None, flags=flags)
 
 

@@ -222,9 +222,10 @@ class NetlinkSocket:
                     out.append(addr)
         return out
 
-    def ipv4_forwarding(self) -> bool | None:
-        """The namespace's net.ipv4.ip_forward (its `all` netconf entry), read without entering it."""
-        for msg in self.dump(dump_netconf(family=c.AF_INET)):
+    def forwarding(self, family: int = c.AF_INET) -> bool | None:
+        """The namespace's net.ipv4.ip_forward or net.ipv6.conf.all.forwarding (the `all` netconf
+        entry of the family), read without entering it; None without that family."""
+        for msg in self.dump(dump_netconf(family=family)):
             if msg.type == c.RTM_NEWNETCONF:
                 index, forwarding = decode_netconf(msg.payload)
                 if index == c.NETCONFA_IFINDEX_ALL:

@@ -205,6 +205,15 @@ def new_link(*, create: bool = False, index: int = 0, ifname: str | None = None,
     return message(c.RTM_NEWLINK, flags, _ifinfomsg(index, up) + b"".join(attrs))
 
 
+def set_port_flags(*, ifname: str, flags: tuple[tuple[str, bool], ...]) -> bytes:
+    """RTM_NEWLINK setting a bridge port's flags (`ip link set DEV type bridge_slave learning on`);
+    the device must be a bridge port already (the kernel asks its current master)."""
+    data = b"".join(attr_u8(c.BRIDGE_PORT_FLAGS[name], int(value)) for name, value in flags)
+    info = attr_str(c.IFLA_INFO_SLAVE_KIND, "bridge") + attr(c.IFLA_INFO_SLAVE_DATA, data)
+    return message(c.RTM_NEWLINK, _ACK, _ifinfomsg(0, None) + attr_str(c.IFLA_IFNAME, _ifname(ifname))
+                   + attr(c.IFLA_LINKINFO, info))
+
+
 def del_link(*, index: int = 0, ifname: str | None = None) -> bytes:
     """RTM_DELLINK of one device, by index or (when index is 0) by name."""
     if index:

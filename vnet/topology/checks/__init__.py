@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import netaddr
@@ -16,6 +17,7 @@ from vnet.topology.checks.links import check_endpoints, check_vlans
 from vnet.topology.checks.naming import check_names
 from vnet.topology.checks.nodes import check_routes, check_sriov, check_unused
 from vnet.topology.checks.ports import check_ports
+from vnet.topology.checks.segments import mtu_warnings
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.loader import Loaded, TooManyErrors, too_many_errors
 from vnet.topology.names import VfEnd
@@ -49,7 +51,12 @@ def run_checks(loaded: Loaded) -> tuple[Lab | None, list[Diagnostic]]:
     diagnostics.extend(ctx.diagnostics)
     if any(d.is_error for d in diagnostics):
         return None, diagnostics
-    return _build_lab(ctx, diagnostics), diagnostics
+    lab = _build_lab(ctx, diagnostics)
+    late = mtu_warnings(lab)  # needs the lab's segments
+    if late:
+        diagnostics.extend(late)
+        lab = dataclasses.replace(lab, warnings=(*lab.warnings, *late))
+    return lab, diagnostics
 
 
 def check(loaded: Loaded) -> Lab:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from vnet.topology.checks.context import CheckContext
-from vnet.topology.model import Expectation
+from vnet.topology.model import DEFAULT_MTU, Expectation
 from vnet.topology.source import Path
-
-DEFAULT_MTU = 1500  # as vnet/topology/reach.py: a link without `mtu` has the kernel's default
 
 
 def _has_addresses(ctx: CheckContext, node: str, iface: str | None) -> bool:
