@@ -25,6 +25,7 @@ nodes:
   h2: {kind: netns, routes: [{to: 198.18.99.0/24, via: 198.18.10.3}]}
   r1: {kind: netns, forwarding: true}
   t1: {kind: tap}
+  h3: {kind: netns}
 links:
   - endpoints: [h1:eth0, $b1]
     ip: [198.18.10.1/24, "fd00:10::1/64"]
@@ -37,6 +38,8 @@ links:
     mtu: 1400
   - endpoints: [t1:eth0, $b1]
     mtu: 1400
+  - endpoints: [h3:eth0, h1:eth1]
+    ip: [198.18.11.1/30, 198.18.11.2/30]
 """
 
 Change = tuple[str, str, str]  # (action, kind, name) as `vnet plan --json` shows it
@@ -141,11 +144,33 @@ def change_mac(lab: LabUnderTest) -> set[Change]:
     return {("update", "veth", _veth(lab, "h1"))}
 
 
+def ipv6_forwarding_off(lab: LabUnderTest) -> set[Change]:
+    run("ip", "netns", "exec", lab.namespace("r1"), "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
+    return {("update", "netns", lab.namespace("r1"))}
+
+
+def isolate_port(lab: LabUnderTest) -> set[Change]:
+    run("ip", "link", "set", lab.host_end("h2", "eth0"), "type", "bridge_slave", "isolated", "on")
+    return {("update", "veth", _veth(lab, "h2"))}
+
+
+def learning_off(lab: LabUnderTest) -> set[Change]:
+    run("ip", "link", "set", _tap(lab), "type", "bridge_slave", "learning", "off", "flood", "off")
+    return {("update", "tap", _tap(lab))}
+
+
+def mtu_of_a_link_without_mtu(lab: LabUnderTest) -> set[Change]:
+    """A link that says no `mtu` has the kernel's 1500, which vnet keeps (h3's link)."""
+    run("ip", "-n", lab.namespace("h3"), "link", "set", "eth0", "mtu", "1400")
+    return {("update", "veth", _veth(lab, "h3"))}
+
+
 DRIFTS: dict[str, Callable[[LabUnderTest], set[Change]]] = {
     f.__name__: f for f in (delete_veth, change_mtu_inside, change_mtu_host_end, set_link_down,
                             delete_address, add_addresses, delete_namespace, delete_route, set_stp,
                             forwarding_off, delete_bridge, delete_tap, tap_mtu, leave_bridge,
-                            change_mac)}
+                            change_mac, ipv6_forwarding_off, isolate_port, learning_off,
+                            mtu_of_a_link_without_mtu)}
 
 
 def _changes(lab: Lab) -> set[Change]:

@@ -116,9 +116,9 @@ def _tiny_job(k: int, send: Send, timeout: float) -> str:
         # BusyBox traceroute's probe to the same port answered by the target itself.
         line = f"printf '%s\\n' {shlex.quote(send.token)}"
         pause = max(0.1, round(timeout / 3, 2))
-        command = (f"({line}; sleep {pause}; {line}; sleep {pause}; {line}) | nc.openbsd -n -u -w {wait} "
-                   f"{address} {send.port}; traceroute -n -q 1 -f 64 -m 64 -w {wait} -p {send.port - 1} "
-                   f"{address}")
+        command = (f"({line}; sleep {pause}; {line}; sleep {pause}; {line}) | nc.openbsd -n -u "
+                   f"-q {wait} -w {wait} {address} {send.port}; "
+                   f"traceroute -n -q 1 -f 64 -m 64 -w {wait} -p {send.port - 1} {address}")
     else:
         size = f" -s {max(0, send.size - HEADERS[6 if v6 else 4])}" if send.size else ""
         command = f"{'ping6' if v6 else 'ping'} -c 1 -W {wait} -w {wait}{size} {address}"

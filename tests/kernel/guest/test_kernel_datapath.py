@@ -9,9 +9,12 @@ destroyed without leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import socket
 import string
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from click.testing import CliRunner
 
 from vnet import api
 from vnet.cli import cli
+from vnet.drivers import netns
 from vnet.host import features
 from vnet.host.ovs_daemon import OvsPaths
 from vnet.topology import load
@@ -67,6 +71,10 @@ expect:
   - {from: h3, to: h5}
   - {from: h5, to: h4, reach: false}   # ... and VLAN 20 does not leak into it
   - {from: h2, to: h5, reach: false}
+  - {from: h1, to: h3, proto: tcp}     # TCP and UDP to vnet's listeners, across the patch trunk
+  - {from: h3, to: h1, proto: udp}
+  - {from: h5, to: h3, mtu: 1500}      # a full-size frame through the Linux bridge and the trunk
+  - {from: h1, to: h4, proto: tcp, reach: false}
 """
 
 # A VLAN-aware Linux bridge (access ports and a trunk) joined to an OVS bridge by a veth trunk.
@@ -209,6 +217,59 @@ def test_vlans_trunk_patch_on_the_kernel_datapath(ovs: OvsPaths, tmp_path: Path,
         again = api.plan(lab, ovsdb=ovs.remote)
         assert again.empty, [c.to_json() for c in again.changes]
         assert_verified(lab, ovs)
+    finally:
+        destroy_and_check(lab, ovs)
+
+
+def _transfer(lab: Lab, sender: str, receiver: str, address: str, proto: str) -> tuple[int, int]:
+    """(bytes sent, bytes received) of 4 MB over TCP, or 200 datagrams of 1000 bytes over UDP."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with netns.entered(f"vnet-{lab.name}-{receiver}"):
+        server = socket.socket(socket.AF_INET, kind)
+    with netns.entered(f"vnet-{lab.name}-{sender}"):
+        client = socket.socket(socket.AF_INET, kind)
+    received = [0]
+    with server, client:
+        server.bind((address, 0))
+        server.settimeout(20)
+        if proto == "tcp":
+            server.listen(1)
+
+        def count() -> None:
+            with contextlib.suppress(OSError):
+                conn = server.accept()[0] if proto == "tcp" else server
+                conn.settimeout(3 if proto == "udp" else 20)
+                while data := conn.recv(1 << 20):
+                    received[0] += len(data)
+
+        thread = threading.Thread(target=count)
+        thread.start()
+        client.settimeout(20)
+        client.connect(server.getsockname())
+        if proto == "tcp":
+            client.sendall(b"\xa5" * (4 << 20))
+            client.shutdown(socket.SHUT_WR)
+            sent = 4 << 20
+        else:
+            for _ in range(200):
+                client.send(b"\x5a" * 1000)
+                time.sleep(0.002)
+            sent = 200 * 1000
+        thread.join(30)
+    return sent, received[0]
+
+
+def test_tcp_and_udp_on_the_kernel_datapath(ovs: OvsPaths, tmp_path: Path) -> None:
+    """Namespaces across two kernel-datapath bridges joined by patch ports (VMs are not nested
+    here: a guest inside this TCG guest would take minutes to boot)."""
+    lab = write_lab(tmp_path, OVS_LAB, datapath="system")
+    try:
+        api.apply(lab, ovsdb=ovs.remote)
+        assert_kernel_datapath(lab, ovs)
+        sent, received = _transfer(lab, "h1", "h3", "198.18.40.3", "tcp")
+        assert received == sent
+        sent, received = _transfer(lab, "h3", "h1", "198.18.40.1", "udp")
+        assert received >= 0.9 * sent, (received, sent)
     finally:
         destroy_and_check(lab, ovs)
 

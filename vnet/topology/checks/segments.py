@@ -19,9 +19,14 @@ def mtu_warnings(lab: Lab) -> list[Diagnostic]:
     for segment in compute_segments(lab):
         members = [lab.interfaces[key] for key in segment.interfaces]
         mtus = {str(i): i.mtu or DEFAULT_MTU for i in members}
+        # A switch's own MTU is its local port's; between its ports frames are limited by the
+        # ports' devices: the members' and the veths joining switches (OVS patch ports have none).
         switches = {name for name, _tag in segment.domains}
-        mtus.update({f"switch {name}": lab.topology.switches[name].mtu or DEFAULT_MTU for name in switches
-                     if lab.topology.switches[name].mtu is not None})
+        for link in lab.links:
+            names = [str(e) for e in link.ends]
+            types = {lab.topology.switches[n].type for n in names if n in lab.topology.switches}
+            if set(names) <= switches and types != {"ovs"}:
+                mtus[f"{names[0]}--{names[1]}"] = link.spec.mtu or DEFAULT_MTU
         if len(set(mtus.values())) < 2:
             continue
         smallest = min(members, key=lambda i: (i.mtu or DEFAULT_MTU, str(i)))
