@@ -31,9 +31,15 @@ def present(lab: Lab, node: str) -> bool:
 def send(lab: Lab, sends: Sequence[Send], timeout: float) -> dict[Send, Answer]:
     requests = {s: Request(netns_name(lab.name, s.node), s.address, s.proto, s.port, s.size, s.token)
                 for s in sends}
+    owner = {str(a.ip): netns_name(lab.name, i.node) for i in lab.interfaces.values() for a in i.addresses}
+
+    def pair(request: Request) -> frozenset[str]:
+        # a -> b and b -> a share their two neighbour entries (and b learns a's MAC from a's ARP
+        # request, so b needs none of its own): one wave for both halves the broadcasts.
+        return frozenset((request.namespace, owner.get(request.address, request.address)))
+
     answers: dict[Request, Answer] = {}
-    batches = neighbours.waves(list(requests.values()), neighbours.free_entries(),
-                               lambda r: (r.namespace, r.address))
+    batches = neighbours.waves(list(requests.values()), neighbours.free_entries(), pair)
     for number, batch in enumerate(batches, 1):
         answers.update(probe_all(batch, timeout, opener))
         if number < len(batches):
