@@ -34,7 +34,8 @@ class _LazyApi:
 
 api = _LazyApi()
 
-console = Console(highlight=False, soft_wrap=True)
+# Not a terminal (CI logs, pipes): wide enough for verify's table instead of rich's 80 columns.
+console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 130)
 ovsdb_option = click.option("--ovsdb", envvar="VNET_OVSDB", default=None, metavar="REMOTE",
                             help="OVSDB to use, e.g. unix:/path/db.sock (default: the system socket).")
 _STYLE = {"create": "green", "update": "yellow", "delete": "red"}
