@@ -55,11 +55,11 @@ from pathlib import Path
 
 import vnet
 from vnet import api
-from vnet.drivers import netns
-from vnet.drivers.host import KernelHost
-from vnet.drivers.netlink import NetlinkSocket, wire
-from vnet.reconcile.destroy import reapers_running
-from vnet.reconcile.observe import lab_prefix
+from vnet.host import netns
+from vnet.marks import lab_prefix
+from vnet.mechanisms.kernel.host import KernelHost
+from vnet.mechanisms.kernel.teardown import reapers_running
+from vnet.netlink import NetlinkSocket, wire
 from vnet.resources import HOST
 
 VNET = str(Path(sys.executable).with_name("vnet"))

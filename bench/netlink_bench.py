@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from pyroute2 import IPRoute
 
-from vnet.drivers.netlink import NetlinkSocket, VethPeer, wire
+from vnet.netlink import NetlinkSocket, VethPeer, wire
 
 GROUP = 4242
 BR, HOST, NODE, LEFT, RIGHT = 1000, 2000, 3000, 4000, 5000  # explicit ifindex bases

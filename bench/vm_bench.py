@@ -28,7 +28,8 @@ from pathlib import Path
 
 import vnet
 from vnet import api
-from vnet.vm import qemu, tiny
+from vnet.mechanisms.qemu import process as qemu
+from vnet.vm import tiny
 from vnet.vm.agent import GuestAgent, agent_qemu_args
 
 TARGETS = {2: 20.0, 8: 60.0}

@@ -14,7 +14,7 @@ read from the compiled desired state (`compile_lab`), so they are exactly what a
   opens the existing TAP instead of creating or deleting one.
 - A TAP on a userspace (netdev) OVS bridge: the guest must compute its own checksums
   (`csum=off` on the device, libvirt `<driver><host csum='off'/></driver>`), or its TCP and UDP
-  frames cross ovs-vswitchd with partial checksums and are dropped (vnet/compile/ovs.py).
+  frames cross ovs-vswitchd with partial checksums and are dropped (vnet/mechanisms/ovs/compile.py).
 
 The queue count of a multi-queue TAP is not in the topology (it depends on the guest's vCPUs):
 DEFAULT_QUEUES unless the caller gives one.
@@ -27,11 +27,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from vnet.compile import compile_lab, mark
-from vnet.compile.ovs import guest_must_checksum
 from vnet.errors import EX_DATAERR, VnetError
 from vnet.host import features
-from vnet.resources import DesiredState, Tap
+from vnet.marks import mark
+from vnet.mechanisms.kernel.resources import Tap
+from vnet.mechanisms.ovs.compile import guest_must_checksum
+from vnet.pipeline.compile import compile_lab
+from vnet.resources import DesiredState
 from vnet.topology.lab import Interface, Lab
 
 DEFAULT_QUEUES = 4

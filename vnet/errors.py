@@ -111,15 +111,3 @@ class NotPermittedError(VnetError):
     """The operation needs privileges this process lacks (usually: run as root)."""
 
     exit_code = EX_NOPERM
-
-
-class VerificationFailed(VnetError):
-    """The host does not match the topology, or a reachability expectation failed."""
-
-    exit_code = EX_VERIFY_FAILED
-
-
-class InternalError(VnetError):
-    """A bug in vnet: please report it with the command and topology that triggered it."""
-
-    exit_code = EX_SOFTWARE

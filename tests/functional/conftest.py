@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vnet import api
-from vnet.reconcile.lock import RUN_DIR
+from vnet.pipeline.lock import RUN_DIR
 
 from .hostlib import LabUnderTest, leftovers, namespace_names, run, unique
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vnet.compile import compile_lab, host_name
-from vnet.drivers.host import lab_group
-from vnet.reconcile.lock import RUN_DIR
+from vnet.marks import host_name, lab_group
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.lock import RUN_DIR
 from vnet.resources import HOST
 from vnet.topology import Lab, load
 

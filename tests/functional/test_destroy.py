@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from vnet import api
-from vnet.reconcile import destroy
-from vnet.reconcile.destroy import reapers_running
+from vnet.mechanisms.kernel import teardown
+from vnet.mechanisms.kernel.teardown import reapers_running
 
 from .conftest import HandMade, Labs
 from .hostlib import differences, ip_json, namespace_names, settle_to, snapshot, vnet, wait_for
@@ -90,7 +90,7 @@ def _retired(lab: str) -> list[str]:
 def test_destroy_frees_names_at_once_and_reaps_bridges(labs: Labs, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bridges are deleted in the background, but the lab's names, marks and group are free when
     destroy returns: an apply can follow at once; the retired bridges go within seconds."""
-    monkeypatch.setattr(destroy, "SYNC_BRIDGES", 0)  # the reaper path, as for labs of > 8 bridges
+    monkeypatch.setattr(teardown, "SYNC_BRIDGES", 0)  # the reaper path, as for labs of > 8 bridges
     lab = labs.new("des")
     lab.write(FULL)
     before = snapshot([lab])

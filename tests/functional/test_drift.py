@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from vnet import api
-from vnet.compile import host_name
+from vnet.marks import host_name
 from vnet.topology import Lab
 
 from .conftest import Labs

@@ -1,7 +1,7 @@
 """A failure injected at each step of an apply rolls back to the state before; a kill -9 at any
 point leaves a host from which the next apply converges and destroy removes everything.
 
-The hook (vnet/reconcile/apply.py): VNET_TEST_FAULT=fail:K makes change K fail as if the kernel
+The hook (vnet/pipeline/execute.py): VNET_TEST_FAULT=fail:K makes change K fail as if the kernel
 refused it; kill:K sends SIGKILL to vnet just before change K. The Executor reads it when it is
 built, i.e. inside each apply call.
 """
@@ -15,8 +15,8 @@ import signal
 import pytest
 
 from vnet import api
-from vnet.reconcile.apply import ApplyError
-from vnet.reconcile.plan import Action
+from vnet.pipeline.execute import ApplyError
+from vnet.resources import Action
 from vnet.topology import load
 
 from .conftest import Labs

@@ -35,7 +35,7 @@ links:
 # Holds the lab's lock until its stdin is closed.
 HOLDER = """
 import sys
-from vnet.reconcile.lock import lab_lock
+from vnet.pipeline.lock import lab_lock
 with lab_lock(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()

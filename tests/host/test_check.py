@@ -205,8 +205,8 @@ def _flags() -> set[str]:
 
 
 def test_live_host_reports_what_is_true_here() -> None:
-    """This machine (design.md §6): no vmx, /dev/kvm without VT-x, no IOMMU, no SR-IOV, no kernel OVS.
-    Each assertion is derived from the host itself so it holds on other machines too."""
+    """This machine (README, "Host readiness"): no vmx, /dev/kvm without VT-x, no IOMMU, no SR-IOV,
+    no kernel OVS. Each assertion is derived from the host itself so it holds on other machines too."""
     report = run_checks("/")
     got = {r.name: r for r in report.results}
     if not _flags() & {"vmx", "svm"}:

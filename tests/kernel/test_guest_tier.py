@@ -1,6 +1,6 @@
 """The guest-kernel tier: boot Debian's kernel with virtme-ng and run tests/kernel/guest/ inside it.
 
-The host kernel has no OVS kernel datapath, no 802.1Q and no bridge VLAN filtering (design.md §6).
+The host kernel has no OVS kernel datapath, no 802.1Q and no bridge VLAN filtering (README, "Development").
 Debian's `linux-image-amd64` has all of them as modules, so this test boots it under QEMU (TCG:
 /dev/kvm here is not VT-x) with `vng --run /boot/vmlinuz-<ver> --disable-kvm`, once, and runs
 pytest on tests/kernel/guest/ in it with this repository's virtualenv. The guest sees the host's

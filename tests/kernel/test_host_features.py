@@ -1,6 +1,6 @@
 """vnet's kernel feature probes (vnet/host/features.py) agree with iproute2 on this kernel.
 
-On the CI/dev kernel (design.md §6) both features are missing, so both probes must say False;
+On the CI/dev kernel (README, "Development") both features are missing, so both probes must say False;
 the guest tier (tests/kernel/guest) checks that they say True on Debian's kernel. iproute2 is
 asked in a throwaway network namespace (`unshare --net`), so the host is never touched.
 """

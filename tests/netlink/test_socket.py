@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from vnet.drivers.netlink import BridgeOptions, LinkMsg, NetlinkError, NetlinkSocket, VethPeer, wire
-from vnet.drivers.netlink import constants as c
-from vnet.drivers.netlink.parse import parse_messages
+from vnet.netlink import BridgeOptions, LinkMsg, NetlinkError, NetlinkSocket, VethPeer, wire
+from vnet.netlink import constants as c
+from vnet.netlink.parse import parse_messages
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="needs root (network namespaces) and iproute2's ip")

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vnet.drivers.netlink import constants as c
-from vnet.drivers.netlink import wire
-from vnet.drivers.netlink.errors import NetlinkError, WireError
-from vnet.drivers.netlink.parse import (
+from vnet.netlink import constants as c
+from vnet.netlink import wire
+from vnet.netlink.errors import NetlinkError, WireError
+from vnet.netlink.parse import (
     Ack,
     Message,
     decode_ack,
@@ -22,7 +22,7 @@ from vnet.drivers.netlink.parse import (
     parse_attrs,
     parse_messages,
 )
-from vnet.drivers.netlink.wire import BridgeOptions, VethPeer
+from vnet.netlink.wire import BridgeOptions, VethPeer
 
 
 def one(data: bytes) -> Message:

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from vnet import api
-from vnet.compile import compile_lab
-from vnet.drivers import netns
-from vnet.host import ovs_daemon
-from vnet.reconcile.lock import RUN_DIR
+from vnet.host import netns, ovs_daemon
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.lock import RUN_DIR
 from vnet.resources import HOST
 from vnet.topology import Lab, load
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ovslib import Labs, PrivateOvs
 
 from vnet import api
-from vnet.compile import compile_lab
-from vnet.reconcile.plan import Action
-from vnet.resources import OvsPort
+from vnet.mechanisms.ovs.resources import OvsPort
+from vnet.pipeline.compile import compile_lab
+from vnet.resources import Action
 from vnet.topology import Lab
 
 THREE_PORTS = """

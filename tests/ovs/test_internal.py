@@ -9,9 +9,9 @@ from __future__ import annotations
 from ovslib import Labs, PrivateOvs, ip_json, run, wait_for
 
 from vnet import api
-from vnet.compile import compile_lab
-from vnet.reconcile.plan import Action
-from vnet.resources import OvsInternal
+from vnet.mechanisms.ovs.resources import OvsInternal
+from vnet.pipeline.compile import compile_lab
+from vnet.resources import Action
 from vnet.topology import Lab
 
 INTERNAL = """

@@ -14,9 +14,10 @@ import pytest
 from ovslib import Labs, PrivateOvs, kernel_leftovers, vnet, wait_for
 
 from vnet import api
-from vnet.drivers.ovs import OvsdbClient, OvsDriver
 from vnet.errors import VnetError
-from vnet.reconcile.plan import Change
+from vnet.mechanisms.ovs.client import OvsdbClient
+from vnet.mechanisms.ovs.driver import OvsDriver
+from vnet.resources import Change, Failure
 
 EVERYTHING = """
 name: $lab
@@ -98,7 +99,7 @@ def test_one_ovsdb_transaction_per_apply(labs: Labs, ovs: PrivateOvs, monkeypatc
     calls: list[int] = []
     real = OvsDriver.execute
 
-    def counted(self: OvsDriver, changes: Sequence[Change]) -> list[str | None]:
+    def counted(self: OvsDriver, changes: Sequence[Change]) -> list[Failure | None]:
         calls.append(len(changes))
         return real(self, changes)
 

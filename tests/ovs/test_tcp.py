@@ -7,8 +7,9 @@ from __future__ import annotations
 from ovslib import Labs, PrivateOvs, bulk_transfer
 
 from vnet import api
-from vnet.drivers import ethtool, netns
-from vnet.reconcile.plan import Action
+from vnet.host import netns
+from vnet.mechanisms.kernel import ethtool
+from vnet.resources import Action
 
 PAIR = """
 name: $lab

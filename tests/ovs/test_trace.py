@@ -5,8 +5,8 @@ from __future__ import annotations
 from ovslib import Labs, PrivateOvs, vnet
 
 from vnet import api
-from vnet.compile import compile_lab
-from vnet.resources import OvsPort
+from vnet.mechanisms.ovs.resources import OvsPort
+from vnet.pipeline.compile import compile_lab
 
 PATH = """
 name: $lab

@@ -23,9 +23,10 @@ import pytest
 from ovslib import LabFiles, Labs, PrivateOvs, wait_for
 
 from vnet.attach_info import attach_info
-from vnet.drivers import netns
+from vnet.host import netns
+from vnet.mechanisms.qemu import process as qemu
 from vnet.topology import Lab
-from vnet.vm import qemu, tiny
+from vnet.vm import tiny
 from vnet.vm.agent import GuestAgent, agent_qemu_args
 
 LAB = """

@@ -8,8 +8,8 @@ import json
 from ovslib import Labs, PrivateOvs, ip_json, kernel_leftovers, tcp_connects, vnet
 
 from vnet import api
-from vnet.drivers import ethtool
-from vnet.reconcile.plan import Action
+from vnet.mechanisms.kernel import ethtool
+from vnet.resources import Action
 
 TENANTS = """
 name: $lab

@@ -19,9 +19,9 @@ import pytest
 from ovslib import LabFiles, Labs, PrivateOvs, ip_json, kernel_leftovers, vnet
 
 from vnet import api
-from vnet.reconcile.plan import Action
+from vnet.mechanisms.qemu import process as qemu
+from vnet.resources import Action
 from vnet.topology import Lab
-from vnet.vm import qemu
 
 QUICKSTART = """
 name: $lab

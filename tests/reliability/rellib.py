@@ -44,9 +44,9 @@ from ovslib import (  # noqa: E402
 )
 
 from vnet import api  # noqa: E402
-from vnet.reconcile.lock import RUN_DIR  # noqa: E402
+from vnet.mechanisms.qemu import process as qemu  # noqa: E402
+from vnet.pipeline.lock import RUN_DIR  # noqa: E402
 from vnet.topology import Lab, load  # noqa: E402
-from vnet.vm import qemu  # noqa: E402
 
 FULL = os.environ.get("VNET_RELIABILITY_FULL") == "1"
 RESULTS = os.environ.get("VNET_RELIABILITY_RESULTS", "")

@@ -3,7 +3,7 @@ converges (its plan is empty afterwards), verify passes, and destroy leaves noth
 (devices, namespaces, OVS rows, QEMU, run directory, lock file).
 
 The lab (rellib.CRASH_LAB): 33 kernel and OVS changes in four waves, then a tiny guest in a fifth
-(vnet starts guests last). The hook VNET_TEST_FAULT=kill:K (vnet/reconcile/apply.py) kills the
+(vnet starts guests last). The hook VNET_TEST_FAULT=kill:K (vnet/pipeline/execute.py) kills the
 apply just before change K, after the earlier changes of K's wave went in (so K inside the OVS
 wave commits part of the OVS rows); a real SIGKILL is sent to a `vnet apply` process.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 import pytest
 
 from vnet import api
-from vnet.reconcile.plan import Action
+from vnet.resources import Action
 
 from .rellib import (
     LabFiles,

@@ -2,14 +2,16 @@
 leaves nothing the lab owns, and (from a second crash at the same step) an apply converges,
 verify passes and destroy leaves nothing.
 
-The hook VNET_TEST_FAULT=kill-destroy:K (vnet/reconcile/destroy.py) kills destroy at its K-th
-step boundary: 0 when the lab's VMs and OVS rows are gone and its kernel objects untouched, then
-after the namespaces are unmounted, after the Linux bridges are retired (a lab with more than
-SYNC_BRIDGES of them: renamed for the background reaper, which is not started yet), after the
-host devices are deleted, and before the run directory is removed. The steps are counted, not
-named: K runs up from 0 until a destroy completes, so a step added later is covered too. The
-step before 0 (guests stopped, OVS rows not yet deleted) is hit by a real SIGKILL sent the moment
-the lab's QEMU process has exited.
+The hook VNET_TEST_FAULT=kill-destroy:K (vnet/pipeline/execute.py, kill_points) kills destroy at
+its K-th wave boundary: destroy is a plan of deletes (vnet/pipeline/destroy.py), and 0 is before
+its first wave (nothing removed yet), then one after each wave but the last, and one when
+nothing of the lab is left, before the run directory is removed (a lab with more than
+SYNC_BRIDGES Linux bridges has retired them by then: renamed for the background reaper, which
+starts when the destroy is done; a re-observation that still finds something adds its plan's
+boundaries). The steps are counted, not named: K runs up from 0 until a destroy completes, so a
+step added later is covered too; it must get past every boundary of the lab's destroy plan. The
+moment inside a wave when the guests have stopped and the OVS rows are not yet deleted is hit
+by a real SIGKILL sent the moment the lab's QEMU process has exited.
 
 CI: every K on the lab without the guest (rellib.CRASH_LAB with a `kind: tap` node) and on a
 chain of 10 Linux bridges (retired), the QEMU-exit SIGKILL with the guest, and 2 random
@@ -26,8 +28,12 @@ from collections.abc import Callable
 import pytest
 
 from vnet import api
-from vnet.reconcile.destroy import SYNC_BRIDGES
-from vnet.vm import qemu
+from vnet.mechanisms.kernel.teardown import SYNC_BRIDGES
+from vnet.mechanisms.qemu import process as qemu
+from vnet.pipeline import stages
+from vnet.pipeline.plan import make_plan
+from vnet.pipeline.session import Session
+from vnet.resources import DesiredState, Plan
 
 from .rellib import (
     LabFiles,
@@ -82,13 +88,27 @@ def _at(ovs: PrivateOvs, files: LabFiles, k: int) -> Callable[[], bool]:
     return lambda: _killed_destroy(ovs, files, k)
 
 
-def _each_boundary(ovs: PrivateOvs, files: LabFiles, suffix: str) -> None:
-    """_after_crash at kill-destroy:0, 1, ... until a destroy completes (past the last step)."""
+def _destroy_plan(ovs: PrivateOvs, files: LabFiles) -> Plan:
+    """The plan destroy would run now (as destroy_lab makes it: the lab observed for teardown)."""
+    with Session(ovs.remote) as session:
+        session.teardown = True
+        observed = stages.observed_state(files.name, None, session)
+        return make_plan(DesiredState(files.name, {}), observed, teardown=True)
+
+
+def _each_boundary(ovs: PrivateOvs, files: LabFiles, suffix: str) -> Plan:
+    """_after_crash at kill-destroy:0, 1, ... until a destroy completes (past the last step);
+    returns the destroy plan of the applied lab."""
+    api.apply(files.load(), ovsdb=ovs.remote)
+    plan = _destroy_plan(ovs, files)
+    boundaries = len(plan.waves) + 1  # before each wave, and before the run directory goes
     for k in itertools.count():
         if not _after_crash(ovs, files, f"destroy kill-destroy:{k}{suffix}", _at(ovs, files, k)):
-            assert k >= 5, f"destroy has only {k} step boundaries"
+            assert k >= boundaries, (
+                f"destroy has only {k} step boundaries; its plan has {len(plan.waves)} waves")
             destroy_clean(ovs, files, f"kill-destroy:{k} (past the last step)")
-            return
+            return plan
+    raise AssertionError("unreachable")
 
 
 def _every_step(labs: RelLabs, ovs: PrivateOvs, vm: bool) -> None:
@@ -117,7 +137,8 @@ def test_kill_at_every_destroy_step_with_retired_bridges(labs: RelLabs, ovs: Pri
     assert SYNC_BRIDGES < 10
     files = labs.new("cy")
     files.write(_bridges_lab(10))
-    _each_boundary(ovs, files, " (10 bridges to retire)")
+    plan = _each_boundary(ovs, files, " (10 bridges to retire)")
+    assert [c.key[0] for c in plan.changes].count("bridge") == 10, plan.to_json()
 
 
 @extended

@@ -39,9 +39,9 @@ from hypothesis import strategies as st
 from test_properties import _documents, mutated_topologies
 
 from vnet import api
-from vnet.compile import host_name
 from vnet.errors import TopologyError
-from vnet.reconcile.lock import RUN_DIR
+from vnet.marks import host_name
+from vnet.pipeline.lock import RUN_DIR
 from vnet.topology import diagnose, load
 
 from .hostile import REFUSED, Hostile, hand_written

@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 
 from vnet import api
-from vnet.compile import host_name
 from vnet.errors import EX_UNAVAILABLE
-from vnet.reconcile.lock import RUN_DIR
-from vnet.reconcile.session import SYSTEM_OVSDB, default_ovsdb
+from vnet.marks import host_name
+from vnet.mechanisms.qemu import process as qemu
+from vnet.pipeline.lock import RUN_DIR
+from vnet.pipeline.session import SYSTEM_OVSDB, default_ovsdb
 from vnet.topology import Lab
-from vnet.vm import qemu
 
 from .rellib import (
     VNET,

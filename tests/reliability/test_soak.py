@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from vnet import api
-from vnet.reconcile.destroy import reapers_running
+from vnet.mechanisms.kernel.teardown import reapers_running
 
 from .rellib import SOAK_CYCLES, PrivateOvs, RelLabs, record, settled_leftovers, wait_for
 

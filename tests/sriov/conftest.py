@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vnet.reconcile import session
+from vnet.mechanisms import sriov
 
 from .pipeline_rig import PipelineRig, make_pipeline_rig
 from .rig import Rig, make_rig
@@ -29,7 +29,7 @@ def pipeline_rigs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     def make(**options: Any) -> PipelineRig:
         rig = make_pipeline_rig(tmp_path / f"rig{len(made)}", **options)
         made.append(rig)
-        monkeypatch.setattr(session, "SRIOV_HOST_FACTORY", lambda: rig.host)
+        monkeypatch.setattr(sriov, "HOST_FACTORY", lambda: rig.host)
         return rig
 
     try:

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from vnet.drivers.sriov.errors import SriovUnsupported, kernel_error
-from vnet.drivers.sriov.links import Netdev
-from vnet.drivers.sriov.netlink import LINK_STATE_NAMES, VfConfig, VfRequest
-from vnet.drivers.sriov.sysfs import Sysfs
+from vnet.mechanisms.sriov.host.errors import SriovUnsupported, kernel_error
+from vnet.mechanisms.sriov.host.links import Netdev
+from vnet.mechanisms.sriov.host.netlink import LINK_STATE_NAMES, VfConfig, VfRequest
+from vnet.mechanisms.sriov.host.sysfs import Sysfs
 
 BRIDGE = "devices/pci0000:00/0000:00:01.0"
 NET_DRIVERS = frozenset({"ixgbe", "ixgbevf", "iavf", "i40e", "mlx5_core"})

@@ -1,7 +1,7 @@
 """A two-PF SR-IOV host for pipeline tests: FAKE sysfs, VF netlink, devlink and clock
 (tests/sriov/fakes.py), real TAPs standing in for VF netdevs (tests/sriov/standins.py), and
 vnet's real code everywhere else: compile, observe, plan, apply, destroy, namespaces, rtnetlink.
-The session's SRIOV_HOST_FACTORY is pointed at it; PF and lab names are unique per test."""
+vnet.mechanisms.sriov.HOST_FACTORY is pointed at it; PF and lab names are unique per test."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from vnet.drivers.sriov import SriovHost, StateStore
+from vnet.mechanisms.sriov.host.host import SriovHost
+from vnet.mechanisms.sriov.host.state import StateStore
 
 from .fakes import FakeClock, FakeDevlink, FakeKernel, FakePf, FakePfs, FakeSysfs
 from .standins import TapStandIns

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vnet.drivers.sriov import SriovHost, StateStore
+from vnet.mechanisms.sriov.host.host import SriovHost
+from vnet.mechanisms.sriov.host.state import StateStore
 
 from .fakes import FakeClock, FakeDevlink, FakeKernel, FakePf, FakeSysfs
 

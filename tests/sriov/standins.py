@@ -16,9 +16,9 @@ import errno
 import os
 from dataclasses import dataclass, field
 
-from vnet.drivers.netlink import wire
-from vnet.drivers.netlink.socket import NetlinkSocket
-from vnet.drivers.tap import create_tap
+from vnet.mechanisms.kernel.tap import create_tap
+from vnet.netlink import wire
+from vnet.netlink.socket import NetlinkSocket
 
 
 def in_host(name: str) -> bool:

@@ -10,11 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import vnet
-from vnet.compile import compile_lab
-from vnet.reconcile import sriov_steps
-from vnet.reconcile.plan import Action, Change, make_plan
-from vnet.resources import Address, DesiredState, ObservedState, OvsBridge, OvsPort, Tap, Vm
-from vnet.resources_sriov import SriovNetdev, SriovPf, SriovRep, SriovVf
+from vnet.mechanisms import qemu
+from vnet.mechanisms.kernel.resources import Address, Tap
+from vnet.mechanisms.ovs.resources import OvsBridge, OvsPort
+from vnet.mechanisms.qemu.resources import Vm
+from vnet.mechanisms.sriov.notes import notes as sriov_notes
+from vnet.mechanisms.sriov.resources import SriovNetdev, SriovPf, SriovRep, SriovVf
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.plan import make_plan
+from vnet.pipeline.session import Session
+from vnet.resources import Action, Change, DesiredState, ObservedState
 from vnet.topology.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +76,8 @@ def test_switchdev_representor_is_an_ovs_port_with_hw_offload() -> None:
     assert isinstance(port, OvsPort) and (port.bridge, port.tag, port.device_key) == ("sd-ovs", 200, rep.key)
     bridge = desired.resources[("ovs-bridge", "sd-ovs")]
     assert isinstance(bridge, OvsBridge) and ("hw-offload", "true") in bridge.other_config
-    notes = " ".join(sriov_steps.notes(lab, desired))
+    with Session() as session:  # the VF passed to the tiny VM: the QEMU mechanism's note
+        notes = " ".join([*sriov_notes(lab, desired), *qemu.MECHANISM.notes(lab, desired, session)])
     assert "hw-offload=true" in notes and "restart" in notes and "does not" not in notes
     assert "vnet changes neither the host-wide setting nor restarts a system ovs-vswitchd" in notes
     assert "tiny image has virtio drivers only" in notes

@@ -15,7 +15,9 @@ import pytest
 
 import vnet
 from vnet import api
-from vnet.drivers.sriov import SriovHost, StateStore, VfSettings
+from vnet.mechanisms.sriov.host.host import SriovHost
+from vnet.mechanisms.sriov.host.settings import VfSettings
+from vnet.mechanisms.sriov.host.state import StateStore
 
 PF = os.environ.get("VNET_TEST_PF", "")
 MAC = "02:00:00:00:ee:01"

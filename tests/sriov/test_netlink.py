@@ -18,10 +18,9 @@ import sys
 import pytest
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
-from vnet.drivers.sriov import VfConfig
-from vnet.drivers.sriov.devlink import PyrouteDevlink
-from vnet.drivers.sriov.netlink import VfRequest, parse_vfinfo, pyroute2_spec
 from vnet.errors import VnetError
+from vnet.mechanisms.sriov.host.devlink import PyrouteDevlink
+from vnet.mechanisms.sriov.host.netlink import VfConfig, VfRequest, parse_vfinfo, pyroute2_spec
 
 INFO = [("IFLA_VF_MAC", {"vf": 0, "mac": "02:00:00:00:10:00"}),
         ("IFLA_VF_VLAN", {"vf": 0, "vlan": 100, "qos": 3}),
@@ -68,7 +67,7 @@ def test_pyroute2_spec_shapes() -> None:
 
 SCRIPT = """
 import json
-from vnet.drivers.sriov.netlink import PyrouteVfNetlink, VfRequest
+from vnet.mechanisms.sriov.host.netlink import PyrouteVfNetlink, VfRequest
 from vnet.errors import VnetError
 requests = [VfRequest(0, "vlan", (("vlan", 100), ("qos", 3))),
             VfRequest(0, "mac", (("mac", "02:00:00:00:10:00"),)),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vnet.drivers.sriov import PfMissing, SriovTimeout, SriovUnsupported, TooManyVfs, VfBusy
-from vnet.drivers.sriov.pf import find_pf, set_num_vfs
 from vnet.errors import EX_UNAVAILABLE
+from vnet.mechanisms.sriov.host.errors import PfMissing, SriovTimeout, SriovUnsupported, TooManyVfs, VfBusy
+from vnet.mechanisms.sriov.host.pf import find_pf, set_num_vfs
 
 from .rig import PF, PF_ADDRESS, Rig, make_rig
 

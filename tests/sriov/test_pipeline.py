@@ -1,7 +1,7 @@
 """SR-IOV through the whole pipeline: plan, apply, re-plan, drift, destroy, plan-time errors.
 
 FAKES (no SR-IOV hardware here): sysfs, VF netlink, devlink and the clock are the fakes of
-tests/sriov/fakes.py, given to vnet through vnet.reconcile.session.SRIOV_HOST_FACTORY. The VF
+tests/sriov/fakes.py, given to vnet through vnet.mechanisms.sriov.HOST_FACTORY. The VF
 netdevs are real TAP devices (tests/sriov/standins.py). Everything else is vnet's real code on
 the real host: namespaces, the rtnetlink moves of the VF netdevs into them and back, addresses,
 the plan and its waves, the saved originals, destroy. Needs root.
@@ -20,16 +20,18 @@ import pytest
 
 import vnet
 from vnet import api
-from vnet.compile import HostFacts, compile_lab
-from vnet.drivers import netns
-from vnet.drivers.host import KernelHost
-from vnet.drivers.sriov import NoIommuGroup, PfMissing, SriovUnsupported, TooManyVfs, VfBusy, VfSettings
-from vnet.drivers.sriov.links import KernelVfLinks
 from vnet.errors import EX_UNAVAILABLE, VnetError
-from vnet.reconcile.apply import ApplyError
-from vnet.reconcile.observe_sriov import sriov_facts
-from vnet.reconcile.plan import Action
-from vnet.resources import HOST
+from vnet.host import netns
+from vnet.mechanisms.base import HostFacts
+from vnet.mechanisms.kernel.host import KernelHost
+from vnet.mechanisms.sriov.compile import SriovFacts
+from vnet.mechanisms.sriov.host.errors import NoIommuGroup, PfMissing, SriovUnsupported, TooManyVfs, VfBusy
+from vnet.mechanisms.sriov.host.links import KernelVfLinks
+from vnet.mechanisms.sriov.host.settings import VfSettings
+from vnet.mechanisms.sriov.observe import sriov_facts
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.execute import ApplyError
+from vnet.resources import HOST, Action
 from vnet.topology.lab import Lab
 
 from .pipeline_rig import ADDRESSES, PipelineRig
@@ -257,7 +259,7 @@ def test_no_iommu_group_for_a_vm(pipeline_rigs: Callable[..., PipelineRig], tmp_
     rig = pipeline_rigs(iommu=False)
     lab = lab_file(tmp_path, rig, extra=f'  - {{endpoints: [vm1:eth0, "sriov:{rig.names[0]}/vf0"]}}\n',
                    nodes="  vm1: {kind: vm}\n")
-    facts = HostFacts(sriov=sriov_facts(rig.host, lab.topology.sriov))
+    facts = HostFacts((SriovFacts(sriov_facts(rig.host, lab.topology.sriov)),))
     with pytest.raises(NoIommuGroup) as caught:
         compile_lab(lab, facts)
     assert caught.value.exit_code == EX_UNAVAILABLE and "intel_iommu=on" in caught.value.hint

@@ -7,8 +7,9 @@ import errno
 
 import pytest
 
-from vnet.drivers.sriov import ORDER, SriovKernelError, VfConfig, VfSettings
-from vnet.drivers.sriov.settings import MAC_ATTEMPTS, drift, plan_requests
+from vnet.mechanisms.sriov.host.errors import SriovKernelError
+from vnet.mechanisms.sriov.host.netlink import VfConfig
+from vnet.mechanisms.sriov.host.settings import MAC_ATTEMPTS, ORDER, VfSettings, drift, plan_requests
 
 from .rig import PF, Rig
 

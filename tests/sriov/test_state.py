@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from vnet.drivers.sriov import SriovError, SriovUnsupported, VfBusy, VfConfig, VfSettings
-from vnet.drivers.sriov.state import PfOriginal
+from vnet.mechanisms.sriov.host.errors import SriovError, SriovUnsupported, VfBusy
+from vnet.mechanisms.sriov.host.netlink import VfConfig
+from vnet.mechanisms.sriov.host.settings import VfSettings
+from vnet.mechanisms.sriov.host.state import PfOriginal
 
 from .rig import PF, PF_ADDRESS, Rig
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vnet.drivers.sriov import NoIommuGroup, VfBusy
 from vnet.errors import EX_UNAVAILABLE, UnavailableError
+from vnet.mechanisms.sriov.host.errors import NoIommuGroup, VfBusy
 
 from .rig import PF, Rig, make_rig
 

@@ -24,8 +24,8 @@ from vnet.attach_info import (
     qemu_args,
 )
 from vnet.cli import cli, main
-from vnet.compile import compile_lab
-from vnet.resources import Tap
+from vnet.mechanisms.kernel.resources import Tap
+from vnet.pipeline.compile import compile_lab
 
 REPO = Path(__file__).resolve().parents[2]
 TAP_EXTERNAL = str(REPO / "topologies" / "tap-external.yaml")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from vnet.compile import HostFacts, compile_lab
-from vnet.reconcile.plan import Action, make_plan
-from vnet.resources import DesiredState, ObservedState, OvsInternal, OvsPort, Resource
+from vnet.mechanisms.base import HostFacts
+from vnet.mechanisms.ovs.resources import OvsInternal, OvsPort
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.plan import make_plan
+from vnet.resources import Action, DesiredState, ObservedState, Resource
 from vnet.topology import load
 
 LAB = """

@@ -7,15 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from vnet.compile import HostFacts, VmFacts, compile_lab
 from vnet.errors import UnavailableError
-from vnet.reconcile.plan import Action, make_plan
-from vnet.resources import DesiredState, ObservedState, Tap, Vm
+from vnet.mechanisms.base import HostFacts
+from vnet.mechanisms.kernel.resources import Tap
+from vnet.mechanisms.qemu import process as qemu
+from vnet.mechanisms.qemu.compile import VmFacts
+from vnet.mechanisms.qemu.resources import Vm
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.plan import make_plan
+from vnet.resources import Action, DesiredState, ObservedState
 from vnet.topology import Lab, load
-from vnet.vm import qemu
 
-FACTS = HostFacts(vm=VmFacts("/usr/bin/qemu-system-x86_64", kvm=False, vhost_net=True,
-                             tiny_kernel="/cache/k", tiny_initrd="/cache/i"))
+FACTS = HostFacts((VmFacts("/usr/bin/qemu-system-x86_64", kvm=False, vhost_net=True,
+                             tiny_kernel="/cache/k", tiny_initrd="/cache/i"),))
 
 LAB = """
 name: vmc
@@ -98,7 +102,7 @@ def test_recreating_a_tap_restarts_its_vm(tmp_path: Path) -> None:
 def test_accel_kvm_refused_without_kvm(tmp_path: Path) -> None:
     with pytest.raises(UnavailableError, match="KVM"):
         compile_lab(loads(LAB.replace("vm2: {kind: vm}", "vm2: {kind: vm, accel: kvm}"), tmp_path), FACTS)
-    kvm = HostFacts(vm=VmFacts(kvm=True))
+    kvm = HostFacts((VmFacts(kvm=True),))
     assert _option(_vm(compile_lab(loads(LAB, tmp_path), kvm), "vm2").argv, "-accel") == ["kvm"]
 
 

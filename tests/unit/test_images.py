@@ -13,11 +13,10 @@ import pytest
 
 import vnet
 from vnet.errors import Diagnostic, TopologyError
-from vnet.topology import diagnose
+from vnet.topology import diagnose, images
 from vnet.topology.checks import CHECKS
 from vnet.topology.checks.images import check_images
-from vnet.vm import images
-from vnet.vm.images import ImageFile, ImageProblem, ResolvedImage, inspect_image, resolve_image
+from vnet.topology.images import ImageFile, ImageProblem, ResolvedImage, inspect_image, resolve_image
 
 QCOW2 = b"QFI\xfb\x00\x00\x00\x03" + bytes(64)
 RAW = b"\xeb\x63\x90" + bytes(509) + b"\x55\xaa"  # an MBR boot sector

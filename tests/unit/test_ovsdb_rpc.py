@@ -9,7 +9,7 @@ import json
 import ovs.poller
 import pytest
 
-from vnet.drivers.ovsdb_rpc import OvsdbReader, OvsdbRpcError, atoms, mapping, python, scalar
+from vnet.mechanisms.ovs.ovsdb_rpc import OvsdbReader, OvsdbRpcError, atoms, mapping, python, scalar
 
 
 class FakeStream:

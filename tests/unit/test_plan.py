@@ -5,22 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import vnet
-from vnet.compile import HostFacts, compile_lab
-from vnet.reconcile.plan import Action, Change, make_plan
-from vnet.resources import (
-    HOST,
-    Address,
-    DesiredState,
-    DeviceEnd,
-    LinuxBridge,
-    Netns,
-    ObservedState,
-    OvsBridge,
-    OvsPort,
-    Resource,
-    ResourceKey,
-    VethPair,
-)
+from vnet.mechanisms.base import HostFacts
+from vnet.mechanisms.kernel.resources import Address, DeviceEnd, LinuxBridge, Netns, VethPair
+from vnet.mechanisms.ovs.compile import OvsFacts
+from vnet.mechanisms.ovs.resources import OvsBridge, OvsPort
+from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.plan import make_plan
+from vnet.resources import HOST, Action, Change, DesiredState, ObservedState, Resource, ResourceKey
 
 
 def state(*resources: Resource) -> dict[ResourceKey, Resource]:
@@ -55,7 +46,16 @@ def test_deletes_go_in_reverse_dependency_order() -> None:
     changes = plan((), (NS, BR, PAIR, ADDR))
     assert position(changes, Action.DELETE, ADDR.key) < position(changes, Action.DELETE, PAIR.key)
     assert position(changes, Action.DELETE, PAIR.key) < position(changes, Action.DELETE, NS.key)
-    assert position(changes, Action.DELETE, PAIR.key) < position(changes, Action.DELETE, BR.key)
+
+
+
+def test_a_bridge_and_its_ports_are_deleted_in_one_wave() -> None:
+    """A port outlives its bridge (the kernel releases it): no order between their deletes, so a
+    destroy batches them (and creates still go bridge first)."""
+    waves = make_plan(DesiredState("t", {}), ObservedState("t", {r.key: r for r in (BR, PAIR)})).waves
+    assert [sorted(c.key for c in wave) for wave in waves] == [sorted([BR.key, PAIR.key])]
+    created = plan((NS, BR, PAIR), ())
+    assert position(created, Action.CREATE, BR.key) < position(created, Action.CREATE, PAIR.key)
 
 
 def test_unchanged_state_plans_nothing() -> None:
@@ -116,7 +116,7 @@ def test_compile_names_fit_ifnamsiz_and_are_stable(tmp_path: Path) -> None:
     names = [name for r in first.resources.values() for ns, name in r.occupies() if ns == HOST]
     assert names and all(len(n) <= 15 for n in names)
     assert all(r.datapath == "netdev" for r in first.resources.values() if isinstance(r, OvsBridge))
-    kernel = compile_lab(lab, HostFacts(ovs_kernel_datapath=True))
+    kernel = compile_lab(lab, HostFacts((OvsFacts(True),)))
     assert all(r.datapath == "system" for r in kernel.resources.values() if isinstance(r, OvsBridge))
     peer = next(r for r in first.resources.values() if isinstance(r, VethPair) and r.a.netns != HOST)
     assert peer.a.alias == "vnet:naming:a-very-long-node-name:eth0"

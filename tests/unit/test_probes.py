@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from vnet.drivers import openflow, ovs_unixctl
+from vnet.mechanisms.ovs import openflow
+from vnet.mechanisms.ovs import unixctl as ovs_unixctl
 from vnet.verification import engine, guests, icmp
 from vnet.verification.sends import Listening, Send
 

@@ -1,4 +1,5 @@
-"""L2 segments (design.md §3): access ports, trunks, VLAN-unaware bridges, PVID, veth, SR-IOV."""
+"""L2 segments (README, "L2 segments and derived reachability"): access ports, trunks, VLAN-unaware
+bridges, PVID, veth, SR-IOV."""
 
 from __future__ import annotations
 

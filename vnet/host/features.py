@@ -1,7 +1,7 @@
 """Kernel feature probes, run inside a private scratch namespace so the host is never touched.
 
-Each probe answers once per process (cached). `require(desired)` raises UnavailableError
-(exit 69) naming the missing feature and the objects that need it, before any change.
+Each probe answers once per process (cached); the mechanisms turn a missing feature their
+objects need into an error before any change (exit 69).
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ import functools
 import os
 from collections.abc import Callable
 
-from vnet.drivers import netns
-from vnet.drivers.netlink import wire
-from vnet.drivers.netlink.socket import NetlinkSocket
-from vnet.errors import UnavailableError
-from vnet.resources import DesiredState, LinuxBridge, Resource
+from vnet.host import netns
+from vnet.netlink import wire
+from vnet.netlink.socket import NetlinkSocket
 
 
 def _in_scratch_namespace(probe: Callable[[NetlinkSocket], bool]) -> bool:
@@ -59,22 +57,3 @@ def ovs_kernel_datapath() -> bool:
         return False
     finally:
         sock.close()
-
-
-# feature name -> (probe, which resources need it, how to get it)
-FEATURES: dict[str, tuple[Callable[[], bool], Callable[[Resource], bool], str]] = {
-    "bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)": (
-        bridge_vlan_filtering,
-        lambda r: isinstance(r, LinuxBridge) and r.vlan_filtering,
-        "use a kernel with bridge VLAN filtering, or an OVS switch for VLANs",
-    ),
-}
-
-
-def require(desired: DesiredState) -> None:
-    """Raise UnavailableError if the lab needs a kernel feature this host lacks."""
-    for feature, (available, needs, fix) in FEATURES.items():
-        users = sorted(r.describe() for r in desired.resources.values() if needs(r))
-        if users and not available():
-            raise UnavailableError(f"this kernel lacks {feature}, which lab {desired.lab} needs for "
-                                   f"{', '.join(users[:3])}" + (" …" if len(users) > 3 else ""), fix)

@@ -9,7 +9,7 @@ from typing import Any
 import networkx as nx
 
 from vnet.topology.lab import Lab, LinkInfo
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
+from vnet.topology.names import Endpoint, MacvlanEnd, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
 from vnet.topology.reach import Probe, expectations
 from vnet.topology.segments import Segment, compute_segments
 
@@ -20,7 +20,7 @@ def vertex_of(end: Endpoint) -> str:
         return end.node
     if isinstance(end, SwitchEnd):
         return end.name
-    if isinstance(end, TunnelEnd):
+    if isinstance(end, TunnelEnd | MacvlanEnd):
         return str(end)
     return f"sriov:{end.pf}"
 
@@ -59,6 +59,8 @@ def _build(lab: Lab) -> nx.MultiGraph:
         for end in link.ends:
             if isinstance(end, TunnelEnd):
                 graph.add_node(str(end), role="tunnel", kind=end.kind)
+            elif isinstance(end, MacvlanEnd):
+                graph.add_node(str(end), role="host-device", kind="macvlan")
         a, b = (vertex_of(e) for e in link.ends)
         graph.add_edge(a, b, key=link.index, **_edge_attrs(lab, link))
     return graph

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import netaddr
 
@@ -60,3 +61,18 @@ class Lab:
 
     def interfaces_of(self, node: str) -> list[Interface]:
         return [i for i in self.interfaces.values() if i.node == node]
+
+    def switch_link_id(self, link: LinkInfo) -> str:
+        """`sw1~sw2#n`: the n-th link (in file order) joining these two ends (host names of the
+        devices it makes derive from it)."""
+        return self._link_ids[link.index]
+
+    @cached_property
+    def _link_ids(self) -> dict[int, str]:
+        seen: dict[tuple[str, ...], int] = {}
+        ids: dict[int, str] = {}
+        for link in sorted(self.links, key=lambda other: other.index):
+            names = tuple(sorted(str(e) for e in link.ends))
+            ids[link.index] = f"{names[0]}~{names[1]}#{seen.get(names, 0)}"
+            seen[names] = seen.get(names, 0) + 1
+        return ids

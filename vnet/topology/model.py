@@ -1,4 +1,4 @@
-"""The topology format, version 1, as a typed model (design.md §3).
+"""The topology format, version 1, as a typed model (README, "The topology format").
 
 The model checks shapes and types only; the relations between values (endpoints, addresses,
 VLAN semantics) are checked in `checks.py`, where every problem can name its file and line.
@@ -151,8 +151,9 @@ class Policing(Spec):
 
 class Link(Spec):
     endpoints: tuple[str, str] = Field(
-        description="`node:iface`, `switch`, `sriov:<pf>/vf<n>`, or `vxlan:<remote-ip>` / "
-                    "`geneve:<remote-ip>` (a tunnel port on an OVS switch); exactly two")
+        description="`node:iface`, `switch`, `sriov:<pf>/vf<n>`, `vxlan:<remote-ip>` / "
+                    "`geneve:<remote-ip>` (a tunnel port on an OVS switch), or `macvlan:<host device>` "
+                    "(a macvlan of a host device given to a netns node); exactly two")
     vlan: VlanId | None = Field(None, description="Access VLAN of the switch port(s)")
     trunk: tuple[VlanId, ...] | None = Field(None, description="Tagged VLANs of the switch port(s)")
     native_vlan: VlanId | None = Field(

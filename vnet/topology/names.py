@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 
@@ -16,8 +17,9 @@ POOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
 VF_REF = re.compile(r"(?P<pf>[^/]+)/vf(?P<vf>[0-9]{1,4})\Z")
 
 SRIOV_PREFIX = "sriov:"
+MACVLAN_PREFIX = "macvlan:"
 TUNNEL_KINDS = ("vxlan", "geneve")
-RESERVED_NAMES = frozenset({"sriov", *TUNNEL_KINDS})
+RESERVED_NAMES = frozenset({"sriov", "macvlan", *TUNNEL_KINDS})
 
 LAB_NAME_HINT = "1-12 characters: a lowercase letter, then lowercase letters, digits or `-`"
 NODE_NAME_HINT = "a letter, then up to 31 letters, digits, `-` or `_`"
@@ -28,6 +30,8 @@ IFNAME_HINT = "at most 15 characters: letters, digits, `-`, `_` or `.` (not star
 @dataclass(frozen=True)
 class NodeEnd:
     """`node:iface` — an interface of a node."""
+
+    ROLE: ClassVar[str] = "node"  # its role for the link registries
 
     node: str
     iface: str
@@ -40,6 +44,8 @@ class NodeEnd:
 class SwitchEnd:
     """A bare name, which must name a switch (a node without interface is reported by the checks)."""
 
+    ROLE: ClassVar[str] = "switch"  # its role for the link registries
+
     name: str
 
     def __str__(self) -> str:
@@ -49,6 +55,8 @@ class SwitchEnd:
 @dataclass(frozen=True)
 class VfEnd:
     """`sriov:<pf>/vf<n>` — a virtual function of an SR-IOV physical function."""
+
+    ROLE: ClassVar[str] = "vf"  # its role for the link registries
 
     pf: str
     vf: int
@@ -61,6 +69,8 @@ class VfEnd:
 class TunnelEnd:
     """`vxlan:<remote-ip>` or `geneve:<remote-ip>` — a tunnel to an address outside the lab."""
 
+    ROLE: ClassVar[str] = "tunnel"  # its role for the link registries
+
     kind: str
     remote: str
 
@@ -68,7 +78,20 @@ class TunnelEnd:
         return f"{self.kind}:{self.remote}"
 
 
-Endpoint = NodeEnd | SwitchEnd | VfEnd | TunnelEnd
+@dataclass(frozen=True)
+class MacvlanEnd:
+    """`macvlan:<host device>` — a macvlan device (bridge mode) on a host device the lab does
+    not own (a NIC, a bond): the node's interface reaches that device's network."""
+
+    ROLE: ClassVar[str] = "macvlan"  # its role for the link registries
+
+    parent: str
+
+    def __str__(self) -> str:
+        return f"{MACVLAN_PREFIX}{self.parent}"
+
+
+Endpoint = NodeEnd | SwitchEnd | VfEnd | TunnelEnd | MacvlanEnd
 
 
 class EndpointSyntaxError(ValueError):
@@ -85,6 +108,8 @@ def parse_endpoint(text: str) -> Endpoint:
             raise EndpointSyntaxError(f"`{text}` is not a virtual function reference",
                                       "write `sriov:<pf>/vf<n>`, e.g. `sriov:enp3s0f0/vf2`")
         return VfEnd(match["pf"], int(match["vf"]))
+    if text.startswith(MACVLAN_PREFIX):
+        return MacvlanEnd(text[len(MACVLAN_PREFIX):])
     name, colon, iface = text.partition(":")
     if colon and name in TUNNEL_KINDS:
         return TunnelEnd(name, iface)

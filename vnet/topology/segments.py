@@ -1,4 +1,5 @@
-"""L2 segments: which node interfaces share a broadcast domain (design.md §3 VLAN semantics).
+"""L2 segments: which node interfaces share a broadcast domain (README, "L2 segments and derived
+reachability").
 
 Each switch is split into per-VLAN domains `(switch, tag)`; tag None is untagged. A switch port
 maps the tag a frame has on the wire to the domain it joins inside the switch:
@@ -22,7 +23,7 @@ import networkx as nx
 
 from vnet.topology.lab import InterfaceKey, Lab, LinkInfo
 from vnet.topology.model import LinuxSwitch, OvsSwitch, SwitchBase
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd
+from vnet.topology.names import Endpoint, MacvlanEnd, NodeEnd, SwitchEnd, TunnelEnd
 
 Tag = int | None
 LINUX_DEFAULT_PVID = 1
@@ -84,6 +85,8 @@ class _SegmentBuilder:
             return ("dom", end.name, mapping[None]) if None in mapping else None
         if isinstance(end, TunnelEnd):  # a tunnel leads out of the lab, like a physical uplink
             return ("wire", str(end), link.spec.key)
+        if isinstance(end, MacvlanEnd):  # so does a host device: its macvlans share its wire
+            return ("wire", str(end), None)
         pf = self.lab.topology.sriov[end.pf]
         if pf.eswitch == "switchdev":
             return ("vf", end.pf, end.vf)

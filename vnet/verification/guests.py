@@ -38,6 +38,7 @@ from typing import Protocol, Self
 import netaddr
 
 from vnet.errors import VnetError
+from vnet.mechanisms.qemu import process as qemu
 from vnet.topology.lab import Lab
 from vnet.topology.model import VmNode
 from vnet.topology.reach import mtu_of
@@ -45,7 +46,6 @@ from vnet.topology.routing import egress
 from vnet.verification.engine import ANSWERED, REFUSED, SILENT, Answer
 from vnet.verification.icmp import HEADERS
 from vnet.verification.sends import Listening, Receipts, Send
-from vnet.vm import qemu
 from vnet.vm.agent import GuestAgent, GuestResult
 from vnet.vm.qga import QgaAgent
 

@@ -10,8 +10,8 @@ import contextlib
 import socket
 from collections.abc import Iterator, Sequence
 
-from vnet.compile import netns_name
-from vnet.drivers import netns
+from vnet.host import netns
+from vnet.marks import netns_name
 from vnet.topology.lab import Lab
 from vnet.verification import neighbours
 from vnet.verification.engine import Answer, Listen, Request, SocketKind, listening, probe_all

@@ -17,12 +17,12 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from vnet.drivers import netns
-from vnet.drivers.netlink import constants as c
-from vnet.drivers.netlink.errors import NetlinkError
-from vnet.drivers.netlink.parse import parse_attrs
-from vnet.drivers.netlink.socket import NetlinkSocket
-from vnet.drivers.netlink.wire import NDMSG, del_neighbour, dump_neighbours
+from vnet.host import netns
+from vnet.netlink import constants as c
+from vnet.netlink.errors import NetlinkError
+from vnet.netlink.parse import parse_attrs
+from vnet.netlink.socket import NetlinkSocket
+from vnet.netlink.wire import NDMSG, del_neighbour, dump_neighbours
 
 T = TypeVar("T")
 

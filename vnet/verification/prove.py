@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from vnet.reconcile.plan import Change
+from vnet.resources import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
 from vnet.topology.reach import Probe

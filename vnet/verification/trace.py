@@ -20,15 +20,15 @@ from typing import Any
 import netaddr
 import networkx as nx
 
-from vnet.compile import mark, netns_name
-from vnet.compile.base import switch_link_id
-from vnet.drivers import ovs_unixctl
-from vnet.drivers.host import KernelHost
-from vnet.drivers.netlink.constants import AF_INET, AF_INET6
-from vnet.drivers.netlink.parse import LinkMsg
 from vnet.errors import UnavailableError, VnetError
-from vnet.reconcile.plan import Change
-from vnet.resources import HOST, DesiredState, DeviceEnd, OvsInternal, OvsPort, Tap, VethPair
+from vnet.marks import mark, netns_name
+from vnet.mechanisms.kernel.host import KernelHost
+from vnet.mechanisms.kernel.resources import DeviceEnd, Tap, VethPair
+from vnet.mechanisms.ovs import unixctl as ovs_unixctl
+from vnet.mechanisms.ovs.resources import OvsInternal, OvsPort
+from vnet.netlink.constants import AF_INET, AF_INET6
+from vnet.netlink.parse import LinkMsg
+from vnet.resources import HOST, Change, DesiredState
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.names import NodeEnd
@@ -136,7 +136,7 @@ def _link_marks(lab: Lab, link: LinkInfo) -> set[str]:
     marks = {mark(lab.name, e.node, e.iface) for e in nodes}
     marks |= {f"{m}:peer" for m in marks}
     if not nodes:
-        ident = switch_link_id(lab, link)
+        ident = lab.switch_link_id(link)
         marks |= {mark(lab.name, ident, str(e)) for e in link.ends}
     return marks
 

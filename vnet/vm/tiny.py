@@ -343,6 +343,13 @@ def ensure_tiny(cache: Path = DEFAULT_CACHE) -> TinyImage:
     return build(find_inputs(), cache)
 
 
+def locate_tiny(cache: Path = DEFAULT_CACHE) -> TinyImage:
+    """Where the tiny image for this host's kernel and busybox is (or will be, once built):
+    what a guest's command line names, known without building it."""
+    key = cache_key(find_inputs())
+    return TinyImage(kernel=cache / key / "vmlinuz", initrd=cache / key / "initrd.img", key=key, built=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # The guest's configuration, on the kernel command line (read by guest/init)
 

@@ -1,6 +1,6 @@
 """Inside the guest kernel: OVS on the kernel datapath, and Linux bridge VLAN filtering, for real.
 
-The CI/dev kernel has neither (design.md §6), so the OVS tests in tests/ run on the userspace
+The CI/dev kernel has neither (README, "Development"), so the OVS tests in tests/ run on the userspace
 datapath there. Here the same VLAN / trunk / patch-port cases are built with `datapath: system`
 and with `datapath: auto` (which must now pick the kernel datapath), proved with `verify`, checked
 from the outside (OVSDB, `ovs-appctl dpif/show`, the kernel's own view of the ports) and
@@ -24,8 +24,7 @@ from click.testing import CliRunner
 
 from vnet import api
 from vnet.cli import cli
-from vnet.drivers import netns
-from vnet.host import features
+from vnet.host import features, netns
 from vnet.host.ovs_daemon import OvsPaths
 from vnet.topology import load
 from vnet.topology.lab import Lab

@@ -1,11 +1,11 @@
 """Image files of `vm` nodes: they exist, are regular readable files inside the topology's
-directory (or absolute), and a disk is qcow2 or raw. The policy lives in `vnet.vm.images`."""
+directory (or absolute), and a disk is qcow2 or raw. The policy lives in vnet/topology/images.py."""
 
 from __future__ import annotations
 
 from vnet.topology.checks.context import CheckContext
+from vnet.topology.images import ImageProblem, image_fields, inspect_image
 from vnet.topology.model import VmNode
-from vnet.vm.images import ImageProblem, image_fields, inspect_image
 
 
 def check_images(ctx: CheckContext) -> None:

@@ -9,15 +9,15 @@ import netaddr
 from vnet.topology import names as n
 from vnet.topology.checks.context import CheckContext
 from vnet.topology.model import Link, LinuxSwitch, OvsSwitch
-from vnet.topology.names import Endpoint, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
+from vnet.topology.names import Endpoint, MacvlanEnd, NodeEnd, SwitchEnd, TunnelEnd, VfEnd
 from vnet.topology.source import Path
 
 # Which pairs of endpoint roles make a link (order-free).
 _ALLOWED_PAIRS = {
     frozenset({"node"}), frozenset({"node", "switch"}), frozenset({"switch"}),
     frozenset({"node", "vf"}), frozenset({"switch", "vf"}), frozenset({"switch", "tunnel"}),
+    frozenset({"node", "macvlan"}),
 }
-_ROLE = {NodeEnd: "node", SwitchEnd: "switch", VfEnd: "vf", TunnelEnd: "tunnel"}
 
 
 def _close(name: str, choices: list[str],
@@ -90,7 +90,18 @@ def _resolve(ctx: CheckContext, text: str, path: Path) -> Endpoint | None:
         return _resolve_switch(ctx, end, path)
     if isinstance(end, TunnelEnd):
         return _resolve_tunnel(ctx, end, path)
+    if isinstance(end, MacvlanEnd):
+        return _resolve_macvlan(ctx, end, path)
     return _resolve_vf(ctx, end, path)
+
+
+def _resolve_macvlan(ctx: CheckContext, end: MacvlanEnd, path: Path) -> Endpoint | None:
+    problem = n.ifname_problem(end.parent) if end.parent else ("macvlan-parent", "no host device")
+    if problem:
+        ctx.report(path, "macvlan-parent", f"`{end}`: {problem[1]}",
+                   "write `macvlan:<host device>`, e.g. `macvlan:eth0`")
+        return None
+    return end
 
 
 def _resolve_tunnel(ctx: CheckContext, end: TunnelEnd, path: Path) -> Endpoint | None:
@@ -104,11 +115,11 @@ def _resolve_tunnel(ctx: CheckContext, end: TunnelEnd, path: Path) -> Endpoint |
 
 
 def _check_pair(ctx: CheckContext, ends: tuple[Endpoint, Endpoint], path: Path) -> bool:
-    roles = frozenset(_ROLE[type(e)] for e in ends)
+    roles = frozenset(e.ROLE for e in ends)
     if roles not in _ALLOWED_PAIRS:
         ctx.report(path, "link-kind", f"a link cannot join {ends[0]} and {ends[1]}",
                    "a VF joins a node (the VF is given to it) or an OVS switch (its representor); "
-                   "a tunnel joins an OVS switch")
+                   "a tunnel joins an OVS switch; a macvlan joins a node")
         return False
     tunnel = next((e for e in ends if isinstance(e, TunnelEnd)), None)
     switch = next((e for e in ends if isinstance(e, SwitchEnd)), None)
@@ -119,6 +130,12 @@ def _check_pair(ctx: CheckContext, ends: tuple[Endpoint, Endpoint], path: Path) 
     if ends[0] == ends[1]:
         ctx.report(path, "link-loop", f"both ends of the link are `{ends[0]}`",
                    "a link joins two different interfaces or switches")
+        return False
+    macvlan = next((e for e in ends if isinstance(e, MacvlanEnd)), None)
+    node = next((e for e in ends if isinstance(e, NodeEnd)), None)
+    if macvlan is not None and node is not None and ctx.topology.nodes[node.node].kind != "netns":
+        ctx.report(path, "macvlan-node-kind", f"`{macvlan}` can join only a netns node, not `{node.node}`",
+                   "give the macvlan to a `netns` node (it is made in the node's namespace)")
         return False
     return _check_vf_pair(ctx, ends, path)
 
@@ -161,7 +178,7 @@ def check_endpoints(ctx: CheckContext) -> None:
 def _claim(ctx: CheckContext, first_use: dict[object, int], end: Endpoint,
            ends: tuple[Endpoint, Endpoint], path: Path, pos: int) -> bool:
     """Record the use of a node interface or VF role; report a second use."""
-    if isinstance(end, SwitchEnd | TunnelEnd):
+    if isinstance(end, SwitchEnd | TunnelEnd | MacvlanEnd):  # many links may use one host device
         return True
     if isinstance(end, VfEnd):
         role = "representor" if any(isinstance(e, SwitchEnd) for e in ends) else "node"

@@ -1,0 +1,133 @@
+"""Apply Vm changes: start QEMU guests (all of a wave in parallel), stop them, restart them.
+
+A create starts the guest and, for images with vnet's agent (tiny), waits until the agent
+answers: apply returns with the guests' networks configured, ready to verify. A delete asks
+QEMU to quit over QMP and kills it by pid if it does not. `resolve` (set when the lab uses
+SR-IOV) turns the symbolic `host=sriov:<pf>/vf<n>` of a passed-through VF into its PCI address
+just before QEMU starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vnet.errors import VnetError
+from vnet.mechanisms.qemu import process as qemu
+from vnet.mechanisms.qemu.resources import Vm
+from vnet.resources import Action, Change, Failure
+from vnet.vm import tiny
+from vnet.vm.agent import GuestAgent
+from vnet.vm.cloudinit import write_seed
+
+
+def serial_tail(vm: Vm, lines: int = 5) -> str:
+    try:
+        text = qemu.vm_paths(vm.lab, vm.node).serial.read_text(errors="replace")
+    except OSError:
+        return ""
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return (" (serial console: " + " | ".join(tail) + ")") if tail else ""
+
+
+def wait_ready(vm: Vm, timeout: float = qemu.BOOT_TIMEOUT) -> str | None:
+    """None when the guest agent answers within `timeout`, else why not."""
+    try:
+        with GuestAgent(qemu.vm_paths(vm.lab, vm.node).agent) as agent:
+            agent.wait_ready(timeout)
+    except VnetError as error:
+        return f"the guest did not come up: {error.message}{serial_tail(vm)}"
+    return None
+
+
+def seed_path(vm: Vm) -> str:
+    """Where the Vm's command line expects its cloud-init seed volume."""
+    drives = [v for o, v in itertools.pairwise(vm.argv) if o == "-drive" and "id=vnet-seed" in v]
+    return drives[0].split(",", 1)[0].removeprefix("file=")
+
+
+def running(vm: Vm) -> qemu.RunningVm | None:
+    return next((r for r in qemu.running_vms(vm.lab) if r.node == vm.node), None)
+
+
+def _ensure_tiny(vms: list[Vm]) -> str | None:
+    """Build the tiny image (into its cache) when a guest's command line names it and it is not
+    there yet: compile only names it. Why it could not be built, else None."""
+    wanted = [vm for vm in vms if vm.ready_wait]
+    paths = {arg for vm in wanted for opt, arg in itertools.pairwise(vm.argv)
+             if opt in ("-kernel", "-initrd")}
+    if not paths or all(os.path.exists(path) for path in paths):
+        return None
+    try:
+        tiny.ensure_tiny()
+    except VnetError as error:
+        return f"the tiny image could not be built: {error.message}"
+    return None
+
+
+@dataclass
+class VmDriver:
+    lab: str
+    resolve: Callable[[tuple[str, ...]], tuple[str, ...]] | None = None
+
+    def execute(self, changes: Sequence[Change]) -> list[Failure | None]:
+        return [Failure(text) if text else None for text in self._execute(changes)]
+
+    def _execute(self, changes: Sequence[Change]) -> list[str | None]:
+        results: dict[int, str | None] = {}
+        stops = [(k, c) for k, c in enumerate(changes) if c.action is not Action.CREATE]
+        starts = [(k, c) for k, c in enumerate(changes) if c.action is not Action.DELETE]
+        with ThreadPoolExecutor(max_workers=max(1, len(changes))) as pool:
+            for (k, _), error in zip(stops, pool.map(self._stop, [c for _, c in stops]), strict=True):
+                results[k] = error
+            todo = [(k, c) for k, c in starts if results.get(k) is None]
+            for (k, _), error in zip(todo, self._start([c for _, c in todo], pool), strict=True):
+                results[k] = error
+        return [results.get(k) for k in range(len(changes))]
+
+    def _argvs(self, vms: list[Vm]) -> tuple[list[tuple[str, ...] | None], list[str | None]]:
+        """Each guest's command line as started (resolved), or why it cannot be."""
+        argvs: list[tuple[str, ...] | None] = []
+        errors: list[str | None] = []
+        for vm in vms:
+            try:
+                argvs.append(self.resolve(vm.argv) if self.resolve is not None else vm.argv)
+                errors.append(None)
+            except VnetError as error:
+                argvs.append(None)
+                errors.append(error.message)
+        return argvs, errors
+
+    def _stop(self, change: Change) -> str | None:
+        vm = change.observed
+        assert isinstance(vm, Vm)
+        found = running(vm)
+        if found is not None:
+            qemu.stop(found)
+        qemu.remove_run_dir(vm.lab, vm.node)
+        return None
+
+    def _start(self, changes: list[Change], pool: ThreadPoolExecutor) -> list[str | None]:
+        vms = [c.desired for c in changes if isinstance(c.desired, Vm)]
+        unbuilt = _ensure_tiny(vms)
+        if unbuilt is not None:
+            return [unbuilt] * len(vms)
+        for vm in vms:
+            qemu.prepare_run_dir(qemu.vm_paths(vm.lab, vm.node))
+            if vm.seed:
+                write_seed(dict(vm.seed), seed_path(vm))
+        argvs, unresolved = self._argvs(vms)
+        started = iter(qemu.start_all([argv for argv in argvs if argv is not None]))
+        errors = [error if error is not None else next(started) for error in unresolved]
+        waits = [vm if vm.ready_wait and error is None else None
+                 for vm, error in zip(vms, errors, strict=True)]
+        late = list(pool.map(lambda vm: wait_ready(vm) if vm is not None else None, waits))
+        for vm, error in zip(vms, late, strict=True):
+            if error is not None:  # failed: do not leave a half-up guest behind
+                found = running(vm)
+                if found is not None:
+                    qemu.stop(found)
+        return [error or wait for error, wait in zip(errors, late, strict=True)]
