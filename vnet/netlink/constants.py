@@ -151,3 +151,7 @@ RT_SCOPE_NOWHERE = 255
 RTN_UNSPEC = 0
 RTN_UNICAST = 1
 RTN_LOCAL = 2
+
+# IFLA_INFO_DATA of a macvlan
+IFLA_MACVLAN_MODE = 1
+MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}

@@ -158,16 +158,21 @@ def _veth_data(peer: VethPeer) -> bytes:
     return attr(c.VETH_INFO_PEER, body)
 
 
-def _linkinfo(kind: str, bridge: BridgeOptions | None, peer: VethPeer | None) -> bytes:
+def _linkinfo(kind: str, bridge: BridgeOptions | None, peer: VethPeer | None,
+              macvlan_mode: str | None = None) -> bytes:
     if bridge is not None and kind != "bridge":
         raise ValueError(f"bridge options given for a link of kind {kind!r}")
     if peer is not None and kind != "veth":
         raise ValueError(f"a veth peer given for a link of kind {kind!r}")
+    if macvlan_mode is not None and kind != "macvlan":
+        raise ValueError(f"a macvlan mode given for a link of kind {kind!r}")
     info = attr_str(c.IFLA_INFO_KIND, kind)
     if bridge is not None:
         info += attr(c.IFLA_INFO_DATA, _bridge_data(bridge))
     if peer is not None:
         info += attr(c.IFLA_INFO_DATA, _veth_data(peer))
+    if macvlan_mode is not None:
+        info += attr(c.IFLA_INFO_DATA, attr_u32(c.IFLA_MACVLAN_MODE, c.MACVLAN_MODES[macvlan_mode]))
     return attr(c.IFLA_LINKINFO, info)
 
 
@@ -175,7 +180,8 @@ def new_link(*, create: bool = False, index: int = 0, ifname: str | None = None,
              alias: str | None = None, group: int | None = None, master: int | None = None,
              mtu: int | None = None, mac: str | None = None, up: bool | None = None,
              netns_fd: int | None = None, kind: str | None = None,
-             bridge: BridgeOptions | None = None, peer: VethPeer | None = None) -> bytes:
+             bridge: BridgeOptions | None = None, peer: VethPeer | None = None,
+             lower: int | None = None, macvlan_mode: str | None = None) -> bytes:
     """RTM_NEWLINK: create a device (`create=True`: NLM_F_CREATE|NLM_F_EXCL) or modify one.
 
     Creating: `ifname` is the new name, a nonzero `index` asks for that ifindex, `kind` says
@@ -183,6 +189,7 @@ def new_link(*, create: bool = False, index: int = 0, ifname: str | None = None,
     the device `index` is renamed to `ifname`. `master=0` detaches from the master, `alias=""`
     clears the alias, `netns_fd` moves the device (or creates it) in that namespace, `up`
     sets or clears IFF_UP (None leaves it). None everywhere else means "leave unchanged".
+    `lower` is the device a macvlan is made on (IFLA_LINK, an index in the sending namespace).
     The kernel ignores IFLA_IFALIAS when it creates a device, so `alias` with `create=True`
     is refused: send a second (modifying) new_link in the same batch.
     """
@@ -197,9 +204,11 @@ def new_link(*, create: bool = False, index: int = 0, ifname: str | None = None,
         attrs.append(attr_str(c.IFLA_IFALIAS, alias))
     if master is not None:
         attrs.append(attr_u32(c.IFLA_MASTER, master))
+    if lower is not None:
+        attrs.append(attr_u32(c.IFLA_LINK, lower))
     if kind is not None:
-        attrs.append(_linkinfo(kind, bridge, peer))
-    elif bridge is not None or peer is not None:
+        attrs.append(_linkinfo(kind, bridge, peer, macvlan_mode))
+    elif bridge is not None or peer is not None or macvlan_mode is not None:
         raise ValueError("bridge options or a veth peer need kind='bridge' or kind='veth'")
     flags = _ACK | (_CREATE if create else 0)
     return message(c.RTM_NEWLINK, flags, _ifinfomsg(index, up) + b"".join(attrs))

@@ -53,9 +53,8 @@ class Session:
 
     def close(self) -> None:
         for made in reversed(list(self._connections.values())):
-            for part in (made, *(getattr(made, name, None) for name in ("netlink", "devlink"))):
-                with contextlib.suppress(Exception):
-                    getattr(part, "close", lambda: None)()
+            with contextlib.suppress(Exception):  # closing must not hide what the command raised
+                getattr(made, "close", lambda: None)()
         self._connections.clear()
         self._scratch.clear()
 

@@ -31,7 +31,7 @@ from vnet.mechanisms.kernel.resources import (
     Tap,
     VethPair,
 )
-from vnet.mechanisms.kernel.teardown import is_lab_device
+from vnet.mechanisms.kernel.teardown import is_lab_device, orphans
 from vnet.netlink.constants import AF_INET, AF_INET6
 from vnet.netlink.parse import AddrMsg, LinkMsg, RouteMsg
 from vnet.resources import HOST, DesiredState, ObservedState, Resource, ResourceKey
@@ -61,6 +61,7 @@ class Scan:
     foreign_namespaces: dict[str, str]  # `vnet-<lab>-*` namespaces that are not the lab's
     port_vlans: dict[int, tuple[tuple[int, bool, bool], ...]]
     details: bool = True  # False (destroy): settings that go with the device are not read
+    orphaned: frozenset[str] = frozenset()  # retired bridges of the lab whose reaper died
 
     def claimed(self, namespace: str, link: LinkMsg) -> bool:
         return any(claim(self.lab, namespace, link) for claim in CLAIMS)
@@ -89,10 +90,12 @@ def scan(lab: str, host: KernelHost, details: bool = True) -> Scan:
         namespaces[name] = NamespaceScan(inside, host.addresses(name), host.routes(name),
                                          (bool(host.forwarding(name, AF_INET)),
                                           bool(host.forwarding(name, AF_INET6))))
+    orphaned = orphans(lab, links.values(), host)
     # Port VLANs are managed only on VLAN-filtering bridges: read them (one dump) when the lab has one.
     filtering = details and any(link.bridge is not None and link.bridge.vlan_filtering
-                                and is_lab_device(lab, link, host) for link in links.values())
-    return Scan(lab, host, links, namespaces, foreign, host.port_vlans() if filtering else {}, details)
+                                and is_lab_device(lab, link, orphaned) for link in links.values())
+    return Scan(lab, host, links, namespaces, foreign, host.port_vlans() if filtering else {}, details,
+                orphaned)
 
 
 def lab_scan(lab: str, ctx: Context) -> Scan:
@@ -161,7 +164,7 @@ def observe(found: Scan) -> Observation:
     unpaired = Unpaired()
     names = {link.index: name for name, link in found.links.items()}
     for name, link in found.links.items():
-        if is_lab_device(found.lab, link, found.host):
+        if is_lab_device(found.lab, link, found.orphaned):
             _device(found, out, unpaired, HOST, link, names)
         else:
             out.held[(HOST, name)] = holder(link.alias)

@@ -24,6 +24,7 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,9 @@ def batch_deletes(lab: str, work: Work) -> None:
     deletes, work.host_deletes = work.host_deletes, []
     names = {name for _, name in deletes} - retired
     group = {name for name, link in links.items() if link.group == work.group and name not in retired}
+    lost = orphans(lab, links.values(), host) if work.teardown else frozenset()
     only_these = group == names or (work.teardown and names <= group
-                                    and all(is_lab_device(lab, links[name], host) for name in group))
+                                    and all(is_lab_device(lab, links[name], lost) for name in group))
     if len(names) > 1 and only_these:
         work.send(0, HOST, deletes[0][0], lambda: wire.del_link_group(work.group), GONE)
         return
@@ -136,11 +138,13 @@ def reapers_running() -> set[str]:
     return labs
 
 
-def orphaned(lab: str, link: LinkMsg, host: KernelHost) -> bool:
-    """A bridge the lab retired whose reaper is gone (it died): the lab's to delete again (not
-    one this process retired: its reaper starts when the host connection closes)."""
-    return (bool(link.alias and link.alias.startswith(f"{REAP_MARK}{lab}:"))
-            and link.name not in host.retired.get(lab, ()) and lab not in reapers_running())
+def orphans(lab: str, links: Iterable[LinkMsg], host: KernelHost) -> frozenset[str]:
+    """Bridges the lab retired whose reaper is gone (it died): the lab's to delete again (not
+    those this process retired: their reaper starts when the host connection closes)."""
+    mark = f"{REAP_MARK}{lab}:"
+    retired = {link.name for link in links if link.alias and link.alias.startswith(mark)}
+    retired -= host.retired.get(lab, set())
+    return frozenset(retired) if retired and lab not in reapers_running() else frozenset()
 
 
 def labs_on_host(host: KernelHost) -> set[str]:
@@ -163,5 +167,6 @@ def labs_on_host(host: KernelHost) -> set[str]:
     return found
 
 
-def is_lab_device(lab: str, link: LinkMsg, host: KernelHost) -> bool:
-    return bool(link.alias and link.alias.startswith(lab_prefix(lab))) or orphaned(lab, link, host)
+def is_lab_device(lab: str, link: LinkMsg, orphaned: Collection[str]) -> bool:
+    """The lab's mark, or one of its orphaned retired bridges (`orphans`)."""
+    return bool(link.alias and link.alias.startswith(lab_prefix(lab))) or link.name in orphaned

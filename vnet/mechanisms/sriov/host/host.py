@@ -8,6 +8,7 @@ run unchanged.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from vnet.errors import UnavailableError
@@ -41,6 +42,12 @@ class SriovHost:
     devlink: Devlink = field(default_factory=PyrouteDevlink)
     clock: Clock = field(default_factory=SystemClock)
     state: StateStore = field(default_factory=StateStore)
+
+    def close(self) -> None:
+        """Close the netlink and devlink sockets (fakes may have none)."""
+        for part in (self.netlink, self.devlink):
+            with contextlib.suppress(Exception):
+                getattr(part, "close", lambda: None)()
 
     # --- observe ---------------------------------------------------------------------------------
 
