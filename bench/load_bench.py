@@ -38,7 +38,9 @@ def generate() -> dict[str, Any]:
     """A realistic lab: OVS core with VLAN trunks, Linux access bridges, pools, p2p links, routes."""
     ovs = [f"ovs{k:02d}" for k in range(N_OVS)]
     linux = [f"br{k:02d}" for k in range(N_LINUX)]
-    switches: dict[str, Any] = {name: {"type": "ovs", "fail_mode": "standalone"} for name in ovs}
+    # RSTP: the OVS chain below is closed into a ring (VLAN 10), a loop that needs spanning tree
+    switches: dict[str, Any] = {name: {"type": "ovs", "fail_mode": "standalone", "rstp": True}
+                                for name in ovs}
     for k, name in enumerate(linux):
         switches[name] = {"type": "linux", "vlan_filtering": k % 2 == 0, "stp": False}
     networks: dict[str, Any] = {

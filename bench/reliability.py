@@ -67,7 +67,8 @@ def _pytest(args: argparse.Namespace, work: Path) -> tuple[int, str]:
            "VNET_SOAK_CYCLES": str(args.soak_cycles), "VNET_FUZZ_EXAMPLES": str(args.fuzz_examples)}
     if not args.quick:
         env["VNET_RELIABILITY_FULL"] = "1"
-    argv = [str(REPO / ".venv/bin/pytest"), "-p", "no:cacheprovider", "-q", "-rfEX",
+    argv = [str(REPO / ".venv/bin/python"), str(REPO / "tools/sandbox.py"),  # the suite's private host
+            str(REPO / ".venv/bin/pytest"), "-p", "no:cacheprovider", "-q", "-rfEX",
             f"--junitxml={work / 'junit.xml'}", "--hypothesis-show-statistics",
             *EXISTING, PROPERTIES, "tests/reliability"]  # tests/ovs first: its OVS is shared
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Tiers that create namespaces, devices, OVS daemons or guests: as root they run only on the
+# private host of tools/sandbox.py (tools/test.sh uses it), never beside the host's own labs.
+HOST_TIERS = ("functional", "ovs", "reliability", "vm", "kernel", "netlink", "sriov")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tier = item.path.relative_to(REPO / "tests").parts[0]
+    if tier in HOST_TIERS and os.geteuid() == 0 and os.environ.get("VNET_TEST_SANDBOX") != "1":
+        pytest.fail(f"tests/{tier} changes the host's network: run it through ./tools/test.sh or "
+                    f"`.venv/bin/python tools/sandbox.py .venv/bin/pytest ...` (private namespaces)",
+                    pytrace=False)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,13 +8,16 @@ Three families of input:
       form, pools, static addresses, routes, SR-IOV, expect) and then mutated: keys deleted,
       types changed, values swapped, unknown keys inserted, entries duplicated, numbers out of
       range, random strings as endpoints and addresses;
-  (c) random bytes, random text and YAML token soup fed to `source.read_file` / `parse_text`.
+  (c) random bytes, random text and YAML token soup fed to `source.read_file` / `parse_text`;
+  (d) valid topologies given one targeted mistake from a table (`_TARGETED`: duplicate an
+      address, point an endpoint at an unknown node, an invalid CIDR, an unknown key, a VLAN
+      out of range, ...), each with the code it must produce.
 
 Properties: `vnet.load` returns a Lab or raises TopologyError, nothing else; every diagnostic has a
 file, a line >= 0, a code and a message; `vnet.topology.diagnose` never raises. For the valid
 topologies: `build_graph(lab).summary()` and `.expectations()` work, every node interface is in
 exactly one L2 segment, MACs are unique locally administered unicast addresses, and assigned
-addresses are unique.
+addresses are unique. For (d): the document is rejected and its targeted code is among the errors.
 
 The default run is short (a modest number of examples per test, ~10-20 s in all). For a long
 fuzzing run set VNET_FUZZ_EXAMPLES, the number of examples per test:
@@ -26,6 +29,7 @@ Crashes found this way are pinned below as `@example`s or as plain regression te
 
 from __future__ import annotations
 
+import copy
 import os
 import string
 from collections.abc import Callable
@@ -54,6 +58,8 @@ FUZZ = settings(
                            HealthCheck.function_scoped_fixture],
     derandomize=EXAMPLES is None,  # the default run is reproducible; a long run explores
 )
+# Family (d) runs once per mutation of its table, so each gets fewer examples by default.
+TARGETED = settings(FUZZ, max_examples=EXAMPLES or 8)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -184,7 +190,7 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
         doc["defaults"] = draw(st.fixed_dictionaries({}, optional={
             "mtu": st.integers(1280, 9000), "stp": st.booleans(),
             "ovs_datapath": st.sampled_from(["auto", "system", "netdev"]),
-            "memory": st.integers(64, 512), "forwarding": st.booleans()}))
+            "memory": st.integers(128, 512), "forwarding": st.booleans()}))
     n_pools = draw(st.integers(0, 3))
     pools = {f"pool{k}": ({"subnet": f"198.19.{k}.0/24"} if k % 2 == 0 else {"subnet": f"fd00:{k}::/64"})
              for k in range(n_pools)}
@@ -211,7 +217,7 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
     for k, kind in enumerate(kinds):
         spec = {"kind": kind}
         if kind == "vm":
-            spec.update(memory=draw(st.integers(64, 1024)), vcpus=draw(st.integers(1, 4)))
+            spec.update(memory=draw(st.integers(128, 1024)), vcpus=draw(st.integers(1, 4)))
         nodes[f"n{k}"] = spec
     doc["nodes"] = nodes
 
@@ -228,6 +234,12 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
     subnets: dict[str, set[str]] = {name: set() for name in nodes}  # per node: subnets it is on
     free_vfs = {pf: list(range(4)) for pf in pfs}
     static = iter(range(1, 250))
+    fabric = {sw: sw for sw in switches}  # union-find over switch links: they form a forest (no L2 loop)
+
+    def root(sw: str) -> str:
+        while fabric[sw] != sw:
+            sw = fabric[sw]
+        return sw
 
     def iface(node: str) -> str:
         ifaces[node] += 1
@@ -279,6 +291,9 @@ def valid_topologies(draw: st.DrawFn) -> dict[str, Any]:  # noqa: PLR0915 - one 
                 link["mtu"] = draw(st.integers(68, 65535))
         elif form == "switch-switch":
             a, b = draw(st.permutations(sorted(switches)))[:2]
+            if root(a) == root(b):
+                continue  # a second path between them would be a loop without spanning tree
+            fabric[root(a)] = root(b)
             link["endpoints"] = [a, b]
             if aware(a) or aware(b):
                 tagging = draw(st.sampled_from(["none", "vlan", "trunk"]))
@@ -463,6 +478,242 @@ def test_valid_topologies_load_and_graph(workdir: Path, doc: dict[str, Any], flo
 @given(doc=mutated_topologies(), flow=st.sampled_from([None, True]))
 def test_mutated_topologies(workdir: Path, doc: Any, flow: bool | None) -> None:
     assert_loads_or_reports(_write(workdir, _dump(doc, flow, True)))
+
+
+# --- (d) valid topologies with one targeted mistake ------------------------------------------
+#
+# Each mutation takes a valid document (from `valid_topologies`) and makes one known mistake in
+# it, adding the few entries it needs when the document has none (a fresh node, link, switch,
+# pool or PF, named `zz...` so that nothing clashes). Since the document was valid, every error
+# comes from the mutation, and the table's code must be among them.
+
+Mutation = Callable[[st.DrawFn, dict[str, Any]], None]
+
+
+def _fresh(doc: dict[str, Any], section: str, spec: dict[str, Any]) -> str:
+    """Add an entry named zz<k> to `section` (nodes, switches, networks, sriov)."""
+    entries = doc.setdefault(section, {})
+    name = next(f"zz{k}" for k in range(len(entries) + 1) if f"zz{k}" not in entries)
+    entries[name] = spec
+    return name
+
+
+def _fresh_iface(doc: dict[str, Any]) -> str:
+    return f"{_fresh(doc, 'nodes', {'kind': 'netns'})}:eth0"
+
+
+def _add_link(doc: dict[str, Any], link: dict[str, Any]) -> dict[str, Any]:
+    doc.setdefault("links", []).append(link)
+    return link
+
+
+def _a_link(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
+    """One of the document's links, or a new node-to-node link when it has none."""
+    links: list[dict[str, Any]] = doc.get("links", [])
+    if links:
+        return draw(st.sampled_from(links))
+    return _add_link(doc, {"endpoints": [_fresh_iface(doc), _fresh_iface(doc)]})
+
+
+def _a_switch(draw: st.DrawFn, doc: dict[str, Any]) -> str:
+    switches: dict[str, Any] = doc.get("switches") or {_fresh(doc, "switches", {"type": "ovs"}): None}
+    return draw(st.sampled_from(sorted(switches)))
+
+
+def _node_ends(doc: dict[str, Any]) -> list[str]:
+    """The `node:iface` endpoints of the document's links."""
+    return [end for link in doc.get("links", []) for end in link["endpoints"]
+            if end.partition(":")[0] in doc["nodes"]]
+
+
+def _first_address(ip: Any) -> str:
+    """The first address of an `ip:` value: a string, a list, or a list of lists."""
+    while not isinstance(ip, str):
+        ip = ip[0]
+    return str(ip)
+
+
+def _unknown_key(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    holders = [doc, *doc["nodes"].values(), *doc.get("switches", {}).values(),
+               *doc.get("networks", {}).values(), *doc.get("links", [])]
+    target = draw(st.sampled_from(holders))
+    target[draw(st.sampled_from(["bogus", "vlans", "adress", "routes_v6"]))] = 1
+
+
+def _unknown_endpoint(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    link = _a_link(draw, doc)
+    link["endpoints"][draw(st.integers(0, 1))] = \
+        draw(st.sampled_from(["ghost:eth0", "ghost", "n99:eth0", "sw99"]))
+
+
+def _invalid_cidr(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    pools = doc.get("networks") or {_fresh(doc, "networks", {"subnet": "198.51.100.0/24"}): None}
+    pool = doc["networks"][draw(st.sampled_from(sorted(pools)))]
+    field = draw(st.sampled_from(["subnet", "gateway"]))
+    pool[field] = draw(st.sampled_from(["10.0.0.0/33", "10.0.0.256/24", "lan", "fd00::/129",
+                                        "198.51.100.300"]))
+
+
+def _vlan_out_of_range(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    _a_link(draw, doc)["vlan"] = draw(st.sampled_from([0, -1, 4095, 5000]))
+
+
+def _trunk_out_of_range(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    _a_link(draw, doc)["trunk"] = [10, draw(st.sampled_from([0, 4095, 99_999]))]
+
+
+def _mtu_out_of_range(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    holders = [*doc.get("links", []), *doc.get("switches", {}).values(), doc.setdefault("defaults", {})]
+    target = draw(st.sampled_from(holders))
+    target["mtu"] = draw(st.sampled_from([0, 67, 65536, 10**6]))
+
+
+def _mtu_not_a_number(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    _a_link(draw, doc)["mtu"] = draw(st.sampled_from(["jumbo", "9000 bytes", [1500]]))
+
+
+def _duplicate_address(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    statics = [link for link in doc.get("links", []) if "ip" in link] or \
+        [_add_link(doc, {"endpoints": [_fresh_iface(doc), _fresh_iface(doc)],
+                         "ip": ["198.51.100.1/24", "198.51.100.2/24"]})]
+    address = _first_address(draw(st.sampled_from(statics))["ip"])
+    _add_link(doc, {"endpoints": [_fresh_iface(doc), _fresh_iface(doc)], "ip": [address, address]})
+
+
+def _reused_iface(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    ends = _node_ends(doc) or \
+        _add_link(doc, {"endpoints": [_fresh_iface(doc), _fresh_iface(doc)]})["endpoints"]
+    _add_link(doc, {"endpoints": [draw(st.sampled_from(ends)), _fresh_iface(doc)]})
+
+
+def _bad_lab_name(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    doc["name"] = draw(st.sampled_from(["Lab", "9lab", "a" * 13, "lab_1", "-lab", "lab.1"]))
+
+
+def _bad_node_name(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    nodes = doc["nodes"]
+    old = draw(st.sampled_from(sorted(nodes)))
+    nodes[draw(st.sampled_from(["1node", "node.one", "n" * 33, "nöde", "_n"]))] = nodes.pop(old)
+
+
+def _unknown_kind(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    node = doc["nodes"][draw(st.sampled_from(sorted(doc["nodes"])))]
+    node["kind"] = draw(st.sampled_from(["container", "VM", "lxc"]))
+
+
+def _unknown_type(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    switch = _a_switch(draw, doc)
+    doc["switches"][switch]["type"] = draw(st.sampled_from(["bridge", "OVS", "vpp"]))
+
+
+def _missing_field(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    _a_link(draw, doc)
+    holders = [*((link, "endpoints") for link in doc["links"]),
+               *((pool, "subnet") for pool in doc.get("networks", {}).values()),
+               *((pf, "num_vfs") for pf in doc.get("sriov", {}).values())]
+    target, key = draw(st.sampled_from(holders))
+    del target[key]
+
+
+def _invalid_route(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    routers = [n for n, spec in doc["nodes"].items() if spec["kind"] != "tap"] or \
+        [_fresh(doc, "nodes", {"kind": "netns"})]
+    node = doc["nodes"][draw(st.sampled_from(routers))]
+    route = draw(st.sampled_from([{"to": "default", "via": "gateway"},
+                                  {"to": "10.0.0.0/33", "via": "10.0.0.1"},
+                                  {"to": "10.20.0.0/16", "via": "fd00::1"}]))
+    node.setdefault("routes", []).append(route)
+
+
+def _unknown_pool(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    ends = _node_ends(doc)
+    links = [link for link in doc.get("links", []) if set(link["endpoints"]) & set(ends)] or \
+        [_add_link(doc, {"endpoints": [_fresh_iface(doc), _fresh_iface(doc)]})]
+    link = draw(st.sampled_from(links))
+    link.pop("ip", None)
+    link["network"] = draw(st.sampled_from(["nopool", "pool9", "lan"]))
+
+
+def _switch_with_iface(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    switch = _a_switch(draw, doc)
+    _a_link(draw, doc)["endpoints"][draw(st.integers(0, 1))] = f"{switch}:eth0"
+
+
+def _loop(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    end = draw(st.sampled_from([*doc.get("switches", {}), _fresh_iface(doc)]))
+    _add_link(doc, {"endpoints": [end, end]})
+
+
+def _vlan_and_trunk(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    link = _a_link(draw, doc)
+    link["vlan"], link["trunk"] = 10, [20, 30]
+
+
+def _node_named_like_a_switch(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    node = draw(st.sampled_from(sorted(doc["nodes"])))
+    doc.setdefault("switches", {})[node] = {"type": draw(st.sampled_from(["ovs", "linux"]))}
+
+
+def _expect_unknown_node(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    node = draw(st.sampled_from(sorted(doc["nodes"])))
+    entry = draw(st.sampled_from([{"from": "ghost", "to": node}, {"from": "sw0", "to": node}]))
+    doc.setdefault("expect", []).append(entry)
+
+
+def _vf_out_of_range(draw: st.DrawFn, doc: dict[str, Any]) -> None:
+    pfs = doc.get("sriov") or {_fresh(doc, "sriov", {"num_vfs": 2}): None}
+    pf = draw(st.sampled_from(sorted(pfs)))
+    vf = doc["sriov"][pf]["num_vfs"] + draw(st.integers(0, 100))
+    _add_link(doc, {"endpoints": [_fresh_iface(doc), f"sriov:{pf}/vf{vf}"]})
+
+
+# (mutation, the code it must produce); the codes are those of tests/golden/bad.
+_TARGETED: dict[str, tuple[Mutation, str]] = {
+    "unknown key": (_unknown_key, "unknown-key"),
+    "endpoint names no node or switch": (_unknown_endpoint, "endpoint-unknown"),
+    "invalid pool subnet or gateway": (_invalid_cidr, "cidr-invalid"),
+    "vlan out of range": (_vlan_out_of_range, "vlan-range"),
+    "trunk VLAN out of range": (_trunk_out_of_range, "trunk-range"),
+    "mtu out of range": (_mtu_out_of_range, "mtu-range"),
+    "mtu not a number": (_mtu_not_a_number, "type"),
+    "duplicate address": (_duplicate_address, "address-duplicate"),
+    "interface on two links": (_reused_iface, "iface-reused"),
+    "invalid lab name": (_bad_lab_name, "lab-name"),
+    "invalid node name": (_bad_node_name, "node-name"),
+    "unknown node kind": (_unknown_kind, "unknown-node-kind"),
+    "unknown switch type": (_unknown_type, "unknown-switch-type"),
+    "required field deleted": (_missing_field, "missing-field"),
+    "invalid route": (_invalid_route, "route-invalid"),
+    "unknown pool": (_unknown_pool, "pool-unknown"),
+    "switch end with an interface": (_switch_with_iface, "switch-iface"),
+    "link from an end to itself": (_loop, "link-loop"),
+    "vlan and trunk": (_vlan_and_trunk, "vlan-and-trunk"),
+    "node and switch of one name": (_node_named_like_a_switch, "name-conflict"),
+    "expectation from a non-node": (_expect_unknown_node, "expect-unknown-node"),
+    "VF beyond num_vfs": (_vf_out_of_range, "sriov-vf-range"),
+}
+
+
+@st.composite
+def targeted_topologies(draw: st.DrawFn, mutation: str) -> dict[str, Any]:
+    """A valid topology (generated, or the fixed `_EXAMPLE_VALID`) with the mistake `mutation`."""
+    doc: dict[str, Any] = copy.deepcopy(draw(st.one_of(st.just(_EXAMPLE_VALID), valid_topologies())))
+    _TARGETED[mutation][0](draw, doc)
+    return doc
+
+
+@pytest.mark.parametrize("mutation", sorted(_TARGETED))
+@TARGETED
+@given(data=st.data())
+def test_targeted_mutation_yields_its_code(workdir: Path, mutation: str, data: st.DataObject) -> None:
+    """Not only "no crash": a known mistake in a valid lab is reported with its own code."""
+    doc = data.draw(targeted_topologies(mutation))
+    code = _TARGETED[mutation][1]
+    path = _write(workdir, _dump(doc, None, True), "targeted.yaml")
+    lab, diagnostics = diagnose(path)
+    errors = sorted({d.code for d in diagnostics if d.is_error})
+    assert lab is None and code in errors, f"{mutation}: expected error[{code}], got {errors}"
+    assert_loads_or_reports(path)
 
 
 # --- (c) bytes, text and token soup -----------------------------------------------------------

@@ -7,8 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/tools/bootstrap.sh"
 cd "$root"
 echo "== ruff" >&2
-.venv/bin/ruff check vnet tests bench examples
+.venv/bin/ruff check vnet tests bench examples tools
 echo "== mypy --strict" >&2
 .venv/bin/mypy vnet
 echo "== pytest" >&2
-exec .venv/bin/pytest "$@"
+# In a private network/mount/PID namespace: the host's OVS, labs and guests stay out of reach.
+exec .venv/bin/python tools/sandbox.py .venv/bin/pytest "$@"

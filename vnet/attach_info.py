@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from vnet.errors import EX_DATAERR, VnetError
+from vnet.errors import InputError
 from vnet.host import features
 from vnet.marks import mark
 from vnet.mechanisms.kernel.resources import Tap
@@ -41,10 +41,8 @@ MAX_QUEUES = 256  # the kernel's limit for one TAP device
 VHOST_NET = "/dev/vhost-net"
 
 
-class AttachInfoError(VnetError):
+class AttachInfoError(InputError):
     """The node asked about has no TAPs for an outside guest (exit 65, like a bad topology)."""
-
-    exit_code = EX_DATAERR
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,7 @@ def attach_info(lab: Lab, node: str, *, queues: int | None = None, vhost: bool |
 
 def _require_tap_node(lab: Lab, node: str) -> None:
     spec = lab.topology.nodes.get(node)
-    if spec is None:
+    if spec is None:  # exec's and trace's message (vnet/topology/lookup.py), the hint fitting here
         taps = sorted(n for n, s in lab.topology.nodes.items() if s.kind == "tap")
         raise AttachInfoError(f"`{node}` is not a node of lab {lab.name}",
                               f"tap nodes: {', '.join(taps)}" if taps else "the lab has no `kind: tap` nodes")

@@ -18,6 +18,10 @@ EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
 EX_NOPERM = 77
+# `vnet exec`'s own failures to start the command, as POSIX shells (and the tiny guest's agent,
+# which runs the command with `sh -c`) report them: the same mistake, the same code in any node.
+EX_CANNOT_EXECUTE = 126
+EX_COMMAND_NOT_FOUND = 127
 
 
 class Severity(enum.StrEnum):
@@ -95,10 +99,35 @@ class TopologyError(VnetError):
         return "\n".join(d.format() for d in self.diagnostics)
 
 
+class InputError(VnetError):
+    """The command's arguments do not fit the topology: a node or interface the file does not
+    have, a node of the wrong kind, a pair with nothing to trace. Like a TopologyError it is a
+    mistake to fix in the file or on the command line, whatever state the host is in."""
+
+    exit_code = EX_DATAERR
+
+
 class UnavailableError(VnetError):
     """A service, program or kernel feature the lab needs is missing (install or enable it)."""
 
     exit_code = EX_UNAVAILABLE
+
+
+class NotOnHostError(UnavailableError):
+    """The file is right but the host lacks what the command works on: the lab is not applied,
+    a node's namespace is gone, a VM is not running (`vnet apply` makes it so)."""
+
+
+class CommandNotFoundError(VnetError):
+    """`vnet exec`: the command does not exist in the node (exit 127, as a shell says it)."""
+
+    exit_code = EX_COMMAND_NOT_FOUND
+
+
+class CannotExecuteError(VnetError):
+    """`vnet exec`: the command exists but cannot be run (exit 126, as a shell says it)."""
+
+    exit_code = EX_CANNOT_EXECUTE
 
 
 class LockedError(VnetError):

@@ -4,11 +4,14 @@ The private instance has its own run directory, database, OVSDB socket and unixc
 (`vnet.host.ovs_daemon.start(OvsPaths.private(dir))`); every test passes its remote to vnet
 (`ovsdb=` / `--ovsdb`). A system OVS is never used: VNET_OVSDB points at a socket that does not
 exist, so anything that forgot the remote fails instead of falling back to the system socket.
-The daemons are stopped by pid at the end of the session, also when a test failed.
+The daemons are stopped by pid at the end of the session, also when a test failed. The
+instance is lived in: another lab and a bridge made by hand stay up in it for the whole session
+and must be untouched at its end (`resident`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ovslib import Labs, PrivateOvs, stop_private
+from ovslib import LabFiles, Labs, PrivateOvs, stop_private, unique
 
+from vnet import api
 from vnet.host import ovs_daemon
 
 PROGRAMS = ("ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ovs-vsctl", "ovs-appctl")
@@ -51,7 +55,8 @@ def ovs() -> Iterator[PrivateOvs]:
         ovs_daemon.start(paths)
         private = PrivateOvs(paths)
         assert private.bridges() == [], "a fresh private OVS has no bridges"
-        yield private
+        with resident(private, Path(run_dir)):
+            yield private
     finally:
         # Bridges left by a failed test would leave their (persistent) netdev TAP devices behind
         # when vswitchd stops; everything in the private database is the tests' own.
@@ -66,6 +71,41 @@ def ovs() -> Iterator[PrivateOvs]:
             if os.path.exists(f"/sys/class/net/{bridge}"):
                 subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+RESIDENT = """
+name: $lab
+switches:
+  $b1: {type: ovs}
+nodes:
+  h1: {kind: netns}
+  h2: {kind: netns}
+links:
+  - {endpoints: [h1:eth0, $b1], vlan: 10, ip: 198.18.99.1/24}
+  - {endpoints: [h2:eth0, $b1], vlan: 10, ip: 198.18.99.2/24}
+"""
+
+
+@contextlib.contextmanager
+def resident(private: PrivateOvs, directory: Path) -> Iterator[None]:
+    """The private OVS is lived in: another vnet lab stays up and a bridge made by hand (no vnet
+    mark) stays in it while every test runs. Afterwards both must be as they were: nothing a test
+    did (apply, destroy, drift repairs of its own lab) may reach them."""
+    files = LabFiles(unique("res"), directory)
+    lab = files.load(files.write(RESIDENT))
+    hand_made = unique("hand")
+    private.vsctl("add-br", hand_made, "--", "set", "Bridge", hand_made, "datapath_type=netdev")
+    api.apply(lab, ovsdb=private.remote)
+    rows = sorted(private.lab_rows(files.name))
+    try:
+        yield
+        assert hand_made in private.bridges(), "a test removed a bridge vnet does not own"
+        assert sorted(private.lab_rows(files.name)) == rows, "a test changed another lab's OVS rows"
+        assert api.plan(lab, ovsdb=private.remote).empty, "a test disturbed another lab"
+        assert api.verify(lab, ovsdb=private.remote).ok, "another lab no longer carries traffic"
+    finally:
+        api.destroy(files.name, wait=True, ovsdb=private.remote)
+        private.vsctl("--if-exists", "del-br", hand_made, check=False)
 
 
 @pytest.fixture(autouse=True)

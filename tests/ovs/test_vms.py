@@ -9,6 +9,7 @@ h2's VLAN 20 neighbour: the positive control that makes h2's isolation rows proo
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ from vnet import api
 from vnet.mechanisms.qemu import process as qemu
 from vnet.resources import Action
 from vnet.topology import Lab
+from vnet.topology.model import VmNode
 
 QUICKSTART = """
 name: $lab
@@ -82,9 +84,15 @@ def test_vms_come_up_and_verify_passes(vm_lab: tuple[LabFiles, Lab], ovs: Privat
     _files, lab = vm_lab
     running = {vm.node: vm for vm in qemu.running_vms(lab.name)}
     assert sorted(running) == ["vm1", "vm2", "vm3"]
+    kvm = qemu.kvm_usable()  # what compile asked of this host (VmFacts.kvm)
     for vm in running.values():
         assert f"guest=vnet:{lab.name}:{vm.node}" in " ".join(vm.argv)
-        assert "-daemonize" in vm.argv and "tcg" in vm.argv
+        assert "-daemonize" in vm.argv
+        # the accelerator vnet chose for this host and the node's `accel:`, KVM host or not
+        node = lab.topology.nodes[vm.node]
+        assert isinstance(node, VmNode)
+        chosen, why = qemu.choose_accel(node.accel, kvm)
+        assert [b for a, b in itertools.pairwise(vm.argv) if a == "-accel"] == [chosen], (why, vm.argv)
     report = api.verify(lab, ovsdb=ovs.remote)
     assert report.ok, report.to_json()
     outcomes = {(o.probe.source, o.probe.target, o.probe.reach) for o in report.outcomes}

@@ -4,9 +4,10 @@ The private OVS: two ovs-vswitchd with the userspace datapath on one host fight 
 `ovs-netdev` device (the second one's ports get no OpenFlow port). tests/ovs keeps its private
 instance for the whole pytest session, so when it already runs in this session it is reused;
 otherwise each module starts its own (own run directory, database and sockets) and stops it by
-pid at the module's end, so that a later tests/ovs can start its own. An ovs-vswitchd of anyone
-else is waited for (VNET_OVS_WAIT seconds, default 900), never touched. VNET_OVSDB points at a
-socket that does not exist, so nothing can fall back to the system OVS.
+pid at the module's end, so that a later tests/ovs can start its own. The suite runs in
+tools/sandbox.py's namespaces, so the host's own ovs-vswitchd is out of sight; another one in
+the same sandbox is waited for (VNET_OVS_WAIT seconds, default 900), never touched. VNET_OVSDB
+points at a socket that does not exist, so nothing can fall back to a system OVS.
 """
 
 from __future__ import annotations

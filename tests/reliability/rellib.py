@@ -294,7 +294,8 @@ class Sandbox:
         self.pid = 0
         try:
             wait_for(self._started, 10, "the sandbox")
-            for fs, target in (("tmpfs", "/run/netns"), ("tmpfs", "/run/vnet"), ("sysfs", "/sys")):
+            for fs, target in (("tmpfs", "/run/netns"), ("tmpfs", "/run/vnet"),
+                               ("tmpfs", "/run/openvswitch"), ("sysfs", "/sys")):
                 self.run("mount", "-t", fs, "vnet-test", target)
         except BaseException:
             self.close()
@@ -337,6 +338,7 @@ def sandbox() -> Iterator[Sandbox]:
             pytest.skip(f"needs {tool} (util-linux)")
     os.makedirs("/run/netns", exist_ok=True)
     os.makedirs(RUN_DIR, exist_ok=True)
+    os.makedirs("/run/openvswitch", exist_ok=True)
     box = Sandbox()
     try:
         yield box

@@ -15,7 +15,8 @@ shell, and stays within bounded time and memory.
 - Bounded time and memory for alias bombs, deep nesting, 100k-line files, huge scalars, and
   2-10 MB documents at and past the loader's limits (1,000,000 values; 100,000 entries in
   `links:`, 10,000 in any inner list; checking stops at 1,000 errors): each is loaded in a fresh
-  interpreter and its peak RSS read from /proc/self/status (60 s, 1 GiB).
+  interpreter and its peak RSS read from /proc/self/status (1 GiB); it must return at all (a
+  120 s bound that only a hang reaches), and bench/reliability.py records how long it took.
 """
 
 from __future__ import annotations
@@ -190,11 +191,13 @@ print(json.dumps({"seconds": time.monotonic() - started,
                   "rss_mib": int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1]) // 1024,
                   "valid": lab is not None, "codes": sorted({d.code for d in diagnostics})}))
 """
-# Generous on purpose: a shared 2-vCPU machine, other suites running. What must not happen is an
-# explosion (an alias bomb's 10^9 values, a quadratic check); these inputs take 0-4.6 s and at
-# most ~340 MiB here (README, "Reliability"). VmHWM, not getrusage's maxrss: that one keeps the
-# peak of the pytest process the interpreter was forked from.
-SECONDS, RSS_MIB = 60.0, 1024
+# What must not happen is an explosion (an alias bomb's 10^9 values, a quadratic check). Memory
+# shows one in any machine's terms: these inputs peak at ~340 MiB (README, "Reliability"), an
+# explosion at many GiB. Time is no test's business (a busy machine is slow, not wrong): the load
+# must return at all, within a bound that only a hang or an explosion reaches (these take 0-4.6 s
+# here); bench/reliability.py records how long each took. VmHWM, not getrusage's maxrss: that
+# one keeps the peak of the pytest process the interpreter was forked from.
+HANG_SECONDS, RSS_MIB = 120.0, 1024
 
 
 def _lines(header: str, line: str, count: int) -> str:
@@ -256,22 +259,26 @@ BIG_INPUTS: dict[str, tuple[Callable[[], str], set[str]]] = {
 def _measure(tmp_path: Path, text: str) -> dict[str, Any]:
     path = tmp_path / "big.yaml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True,
-                          timeout=SECONDS * 2, check=False)
+    try:
+        done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True,
+                              timeout=HANG_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"loading it did not return within {HANG_SECONDS:g} s: a hang or an explosion")
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
 def _bounded(tmp_path: Path, name: str, make: Callable[[], str], codes: set[str]) -> None:
-    """Load in a fresh interpreter; record the figures; assert the bound and the diagnostics."""
+    """Load in a fresh interpreter; record the figures (time too, for the report); assert that it
+    returned, the memory bound and the diagnostics."""
     result = _measure(tmp_path, make())
-    ok = result["seconds"] < SECONDS and result["rss_mib"] < RSS_MIB and set(result["codes"]) >= codes
+    ok = result["rss_mib"] < RSS_MIB and set(result["codes"]) >= codes
     record("hostile", f"{name}: {result['seconds']:.1f} s, {result['rss_mib']} MiB", ok,
            ms=round(result["seconds"] * 1000), rss_mib=result["rss_mib"])
     assert result["valid"] is not bool(codes), result
     assert set(result["codes"]) >= codes, result
-    assert result["seconds"] < SECONDS and result["rss_mib"] < RSS_MIB, result
+    assert result["rss_mib"] < RSS_MIB, result
 
 
 @pytest.mark.parametrize("name", sorted(BIG_INPUTS))

@@ -281,3 +281,135 @@ def test_diagnostic_format_and_order() -> None:
     assert error.diagnostics == [whole, early, warning, late]  # sorted, duplicates merged
     assert error.message == "3 error(s) in topology"
     assert late.to_json()["attr"] == "links[1].vlan"
+
+
+# --- issue 14: inputs apply cannot handle ---------------------------------------------------------
+
+
+def _loop_lab(switches: str, links: str) -> str:
+    return f"name: loops\nswitches:\n{switches}nodes:\n  h1: {{}}\nlinks:\n{links}"
+
+
+@pytest.mark.parametrize(("switches", "links"), [
+    # a tree of switches, whatever their VLANs
+    ("  a: {type: ovs}\n  b: {type: ovs}\n  c: {type: linux}\n",
+     "  - {endpoints: [a, b], trunk: [10, 20]}\n  - {endpoints: [b, c], vlan: 10}\n"),
+    # two access links of different VLANs between two OVS switches: two segments, no loop
+    ("  a: {type: ovs}\n  b: {type: ovs}\n",
+     "  - {endpoints: [a, b], vlan: 10}\n  - {endpoints: [a, b], vlan: 20}\n"),
+    # native VLANs through a VLAN-unaware bridge: VLAN 10 leaves untagged, never tagged
+    ("  a: {type: ovs}\n  br: {type: linux}\n  c: {type: ovs}\n",
+     "  - {endpoints: [a, br], trunk: [10, 20], native_vlan: 10}\n"
+     "  - {endpoints: [br, c], trunk: [10, 20], native_vlan: 10}\n"),
+    # a ring whose every switch runs spanning tree (RSTP on OVS counts)
+    ("  a: {type: linux, stp: true}\n  b: {type: linux, stp: true}\n  c: {type: ovs, rstp: true}\n",
+     "  - {endpoints: [a, b]}\n  - {endpoints: [b, c]}\n  - {endpoints: [c, a]}\n"),
+])
+def test_loop_free_or_spanning_tree_switches_pass(tmp_path: Path, switches: str, links: str) -> None:
+    ok(tmp_path, _loop_lab(switches, links + "  - {endpoints: [h1:eth0, a]}\n"))
+
+
+def test_a_loop_with_one_switch_without_spanning_tree_is_an_error(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, _loop_lab(
+        "  a: {type: linux, stp: true}\n  b: {type: linux}\n  c: {type: ovs, rstp: true}\n",
+        "  - {endpoints: [h1:eth0, a]}\n  - {endpoints: [a, b]}\n  - {endpoints: [b, c]}\n"
+        "  - {endpoints: [c, a]}\n"))
+    [loop] = [d for d in diagnostics if d.code == "l2-loop"]
+    assert loop.attr == "links[3]" and "b runs no spanning tree" in loop.message
+    assert "`stp: true` on b" in loop.hint
+
+
+def test_parallel_trunks_loop_only_in_the_vlans_they_share(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, _loop_lab(
+        "  a: {type: ovs}\n  b: {type: ovs}\n",
+        "  - {endpoints: [h1:eth0, a]}\n  - {endpoints: [a, b], trunk: [10, 20]}\n"
+        "  - {endpoints: [a, b], trunk: [20, 30]}\n"))
+    [loop] = [d for d in diagnostics if d.code == "l2-loop"]
+    assert "in VLAN 20" in loop.message
+
+
+@pytest.mark.parametrize(("image", "memory", "valid"), [
+    ("tiny", 96, True), ("tiny", 95, False), ("tiny", "96M", True), ("tiny", "0.09375G", True),
+    ("{kernel: vmlinuz}", 128, True), ("{kernel: vmlinuz}", 127, False), ("{disk: disk.img}", 100, False),
+])
+def test_memory_floor_per_image(tmp_path: Path, image: str, memory: object, valid: bool) -> None:
+    (tmp_path / "vmlinuz").write_bytes(b"k")
+    (tmp_path / "disk.img").write_bytes(b"\0" * 512)
+    vm1 = f"  vm1: {{kind: vm, image: {image}, memory: {memory}}}\n"
+    lab, diagnostics = run(tmp_path, f"name: mem\nnodes:\n{vm1}  h1: {{}}\nlinks:\n"
+                                     "  - endpoints: [vm1:eth0, h1:eth0]\n")
+    assert (lab is not None) == valid, [d.format() for d in diagnostics]
+    assert valid or codes(diagnostics) == ["memory-too-small"]
+
+
+def test_the_default_memory_boots_every_image(tmp_path: Path) -> None:
+    (tmp_path / "vmlinuz").write_bytes(b"k")
+    ok(tmp_path, "name: mem\nnodes:\n  vm1: {kind: vm}\n  vm2: {kind: vm, image: {kernel: vmlinuz}}\n"
+                 "links:\n  - endpoints: [vm1:eth0, vm2:eth0]\n")
+
+
+@pytest.mark.parametrize(("ip", "code"), [
+    ("169.254.0.1/16", None), ("fd00::1/64", None), ("198.18.0.1/32", None),
+    ("fe80::1/64", "address-link-local"), ("febf::1/64", "address-link-local"),
+    ("ff02::1/64", "address-multicast"), ("239.1.1.1/24", "address-multicast"),
+    ("::1/128", "address-loopback"), ("127.0.0.1/8", "address-loopback"),
+    ("0.0.0.0/24", "address-unspecified"), ("0.0.0.0/32", "address-unspecified"),
+])
+def test_special_use_addresses_on_interfaces(tmp_path: Path, ip: str, code: str | None) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "nodes:\n  h1: {}\nlinks:\n"
+                                          f"  - {{endpoints: [h1:eth0, br0], ip: '{ip}'}}\n")
+    assert codes([d for d in diagnostics if d.is_error]) == ([code] if code else [])
+
+
+def test_a_pool_that_hands_out_loopback_is_refused(tmp_path: Path) -> None:
+    _, diagnostics = run(tmp_path, HEAD + "networks:\n  p6: {subnet: '::/64'}\nnodes:\n  h1: {}\n"
+                                          "links:\n  - {endpoints: [h1:eth0, br0], network: p6}\n")
+    errors = [d for d in diagnostics if d.is_error]
+    assert codes(errors) == ["address-loopback"]
+    assert "hands out ::1" in errors[0].message
+
+
+@pytest.mark.parametrize(("subnet", "gateway", "valid"), [
+    ("198.18.0.0/24", "198.18.0.254", True), ("198.18.0.0/24", "198.18.0.1", True),
+    ("198.18.0.0/24", "198.18.0.0", False), ("198.18.0.0/24", "198.18.0.255", False),
+    ("198.18.0.0/31", "198.18.0.0", True), ("fd00::/64", "fd00::", False),
+    ("fd00::/64", "fd00::1", True),
+])
+def test_pool_gateway_is_a_host_address(tmp_path: Path, subnet: str, gateway: str, valid: bool) -> None:
+    pool = f"networks:\n  p: {{subnet: '{subnet}', gateway: '{gateway}'}}\n"
+    lab, diagnostics = run(tmp_path, HEAD + pool + "nodes:\n  h1: {}\nlinks:\n"
+                                                 "  - {endpoints: [h1:eth0, br0], network: p}\n")
+    assert (lab is not None) == valid, [d.format() for d in diagnostics]
+    assert valid or codes([d for d in diagnostics if d.is_error]) == ["pool-gateway-not-host"]
+
+
+def test_route_via_own_address_but_not_via_a_neighbour(tmp_path: Path) -> None:
+    text = HEAD + ("nodes:\n  h1:\n    routes:\n      - {to: 198.18.9.0/24, via: 198.18.0.2}\n"
+                   "      - {to: default, via: 198.18.0.1}\nlinks:\n"
+                   "  - {endpoints: [h1:eth0, br0], ip: 198.18.0.1/24}\n")
+    _, diagnostics = run(tmp_path, text)
+    errors = [(d.code, d.attr) for d in diagnostics if d.is_error]
+    assert errors == [("route-via-self", "nodes.h1.routes[1].via")]
+
+
+def test_vf_macs_are_unique_across_pfs_and_spellings(tmp_path: Path) -> None:
+    text = ("name: vfs\nsriov:\n  p0:\n    num_vfs: 2\n    vfs: {0: {mac: '02:00:00:00:00:01'}, "
+            "1: {mac: '02:00:00:00:00:02'}}\n  p1:\n    num_vfs: 1\n"
+            "    vfs: {0: {mac: '02-00-00-00-00-01'}}\n"
+            "nodes: {h1: {}}\nlinks:\n  - {endpoints: [h1:eth0, 'sriov:p0/vf0']}\n")
+    _, diagnostics = run(tmp_path, text)
+    errors = [(d.code, d.attr) for d in diagnostics if d.is_error]
+    assert errors == [("sriov-mac-duplicate", "sriov.p1.vfs.0.mac")]
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("nodes:\n  ext1:\n    kind: tap\n    forwarding: true\n", "netns-vm-only-option"),  # other kinds' option
+    ("nodes:\n  h1: {}\nexpect:\n  - {from: h1, to: h1, via: x}\n", "unknown-key"),  # not a place for it
+    ("defaults:\n  vlan: 10\n", "unknown-key"),  # a field with no default
+    ("nodes:\n  h1:\n    kind: netns\n  routes: []\n", "key-misplaced"),
+    ("nodes:\n  h1:\n    kind: netns\n    links: []\n", "key-misplaced"),
+    ("forwarding: true\n", "key-misplaced"),
+])
+def test_misplaced_keys(tmp_path: Path, text: str, code: str) -> None:
+    _, diagnostics = run(tmp_path, "name: mis\n" + text)
+    assert code in codes(diagnostics)

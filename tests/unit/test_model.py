@@ -33,7 +33,7 @@ switches:
 nodes:
   h1: {}
   vm1: {kind: vm}
-  vm2: {kind: vm, memory: 64, forwarding: false}
+  vm2: {kind: vm, memory: 96, forwarding: false}
   t1: {kind: tap}
 links:
   - endpoints: [h1:eth0, ovs1]
@@ -77,7 +77,7 @@ def test_explicit_values_win_over_defaults(defaults_lab: vnet.Lab) -> None:
     assert (br2.mtu, br2.stp, br2.vlan_filtering) == (1500, False, False)
     vm2 = defaults_lab.topology.nodes["vm2"]
     assert isinstance(vm2, VmNode)
-    assert (vm2.memory, vm2.forwarding) == (64, False)
+    assert (vm2.memory, vm2.forwarding) == (96, False)
     assert defaults_lab.topology.links[3].mtu == 1400
 
 
@@ -209,3 +209,33 @@ def test_version_1_is_accepted(tmp_path: Path) -> None:
     lab = vnet.load(write(tmp_path, "name: v\nversion: 1\n"))
     assert lab.topology.version == 1
     assert lab.topology.expect is None
+
+
+# --- memory with units ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "mib"), [
+    ("512", 512), ("512M", 512), ("512m", 512), ("512MiB", 512), ('"512 MiB"', 512), ("2G", 2048),
+    ("2GiB", 2048), ("1.5G", 1536), ("131072K", 128), ("131072KiB", 128), ("1T", 1_048_576),
+])
+def test_memory_takes_mib_or_a_binary_unit(tmp_path: Path, written: str, mib: int) -> None:
+    lab = vnet.load(write(tmp_path, "name: mem\nnodes:\n  vm1: {kind: vm, memory: " + written + "}\n"
+                                    "  h1: {}\nlinks:\n  - endpoints: [vm1:eth0, h1:eth0]\n"))
+    vm1 = lab.topology.nodes["vm1"]
+    assert isinstance(vm1, VmNode) and vm1.memory == mib
+
+
+@pytest.mark.parametrize("written", ["512MB", '"512"', "lots", "1000K", "1.5", "2048G", "16M", "true"])
+def test_memory_refuses_ambiguous_or_odd_sizes(tmp_path: Path, written: str) -> None:
+    _, diagnostics = diagnose(write(tmp_path, f"name: mem\nnodes:\n  vm1: {{kind: vm, memory: {written}}}\n"))
+    found = [d for d in diagnostics if d.attr == "nodes.vm1.memory"]
+    assert len(found) == 1 and found[0].is_error
+    assert found[0].code in ("memory-size", "type", "value-range")
+    assert "MiB" in found[0].hint
+
+
+def test_memory_units_work_in_defaults(tmp_path: Path) -> None:
+    lab = vnet.load(write(tmp_path, "name: mem\ndefaults: {memory: 1G}\nnodes:\n  vm1: {kind: vm}\n"
+                                    "  h1: {}\nlinks:\n  - endpoints: [vm1:eth0, h1:eth0]\n"))
+    vm1 = lab.topology.nodes["vm1"]
+    assert isinstance(vm1, VmNode) and vm1.memory == 1024

@@ -298,3 +298,24 @@ def test_read_file_reports_the_given_path(tmp_path: Path) -> None:
     _, smap, diagnostics = read_file(str(path))
     assert smap.file == str(path)
     assert diagnostics[0].file == str(path)
+
+
+# --- indentation with something other than spaces ---------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "line", "says"), [
+    ("a:\n\tb: 1\n", 2, "a tab"),
+    ("a:\n  b:\n  \tc: 1\n", 3, "a tab"),
+    ("a:\n  b: 1\n\u00a0 c: 2\n", 3, "a non-breaking space (U+00A0)"),
+    ("a:\n\u3000 b: 1\n", 2, "ideographic space"),
+])
+def test_indentation_that_is_not_spaces_is_named(text: str, line: int, says: str) -> None:
+    diagnostic = fails(text)
+    assert diagnostic.code == "yaml-indentation"
+    assert diagnostic.line == line and says in diagnostic.message
+
+
+def test_tabs_that_yaml_allows_and_spaces_inside_values_pass() -> None:
+    # A tab after the indentation of a flow collection and a no-break space inside a value are text.
+    assert parse("a: {b: 1,\n\tc: 2}\nd: x\u00a0y\ne: |\n  \u00a0kept\n") == {
+        "a": {"b": 1, "c": 2}, "d": "x\u00a0y", "e": "\u00a0kept\n"}

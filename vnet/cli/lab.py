@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vnet.cli.app import cli
-from vnet.errors import EX_VERIFY_FAILED, VnetError
+from vnet.errors import EX_VERIFY_FAILED, CannotExecuteError, CommandNotFoundError, NotOnHostError
 from vnet.host import netns, ovs_daemon
 from vnet.topology import load
 
@@ -171,7 +171,8 @@ def destroy(file: str | None, lab_name: str | None, everything: bool, wait: bool
     """Remove everything a lab owns (FILE, --lab NAME or --all); nothing else is touched."""
     if (file is not None) + (lab_name is not None) + everything != 1:
         raise click.UsageError("give exactly one of FILE, --lab NAME or --all")
-    names = api.labs(ovsdb) if everything else [lab_name or load(str(file)).name]
+    # `--lab ''` is a (bad) name too: it must say so (exit 65), not fall through to loading FILE
+    names = api.labs(ovsdb) if everything else [lab_name if lab_name is not None else load(str(file)).name]
     for name in names:
         report = api.destroy(name, wait=wait, ovsdb=ovsdb)
         console.print(f"lab {name}: removed {report.namespaces} namespaces, {report.devices} host "
@@ -196,7 +197,9 @@ def status(file: str | None, lab_name: str | None, as_json: bool, ovsdb: str | N
     for column in ("lab", "objects", "drift"):
         table.add_column(column)
     for row in rows:
+        # `--lab NAME` of a lab not applied is an answer, not an error: say it plainly
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(row["objects"].items()))
+        counts = counts or "nothing on this host"
         drift = "-" if row["drift"] is None else (f"{len(row['drift'])} changes" if row["drift"] else "none")
         table.add_row(row["lab"], counts, drift)
     console.print(table)
@@ -250,10 +253,7 @@ def exec_(file: str, node: str, command: tuple[str, ...]) -> None:
     In a namespace node the command runs on this host inside the namespace; in a VM it runs
     in the guest through its agent (output is returned when it ends)."""
     lab = load(file)
-    if node not in lab.topology.nodes:
-        raise VnetError(f"`{node}` is not a node of lab {lab.name}",
-                        f"nodes: {', '.join(sorted(lab.topology.nodes))}")
-    if lab.topology.nodes[node].kind == "vm":
+    if api.node_kind(lab, node) == "vm":  # an unknown node: InputError, exit 65
         result = api.guest_exec(lab, node, list(command))
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
@@ -261,12 +261,22 @@ def exec_(file: str, node: str, command: tuple[str, ...]) -> None:
     namespace = api.node_namespace(lab, node)
     netns.require_root()
     if not netns.exists(namespace):
-        raise VnetError(f"node {node} is not on this host", f"run `vnet apply {file}` first")
+        raise NotOnHostError(f"node {node} of lab {lab.name} is not on this host (no namespace {namespace})",
+                             f"run `vnet apply {file}` first")
     try:
         done = subprocess.run(list(command), preexec_fn=lambda: netns.enter_for_exec(namespace),
                               check=False)
     except FileNotFoundError:
-        raise VnetError(f"command not found: {command[0]}") from None
+        raise CommandNotFoundError(f"command not found in node {node}: {command[0]}",
+                                   "give a program on this host's PATH (a namespace node shares the "
+                                   "host's file system), or its full path") from None
+    except OSError as exc:  # not executable, a directory, not a program: a shell says 126 too
+        raise CannotExecuteError(f"cannot run {command[0]} in node {node}: {exc.strerror}",
+                                 "check that it is an executable file") from None
+    except subprocess.SubprocessError:
+        # preexec_fn failed: the namespace went away between the check and the fork
+        raise NotOnHostError(f"cannot enter namespace {namespace} of node {node}",
+                             f"it was removed meanwhile; run `vnet apply {file}`") from None
     sys.exit(done.returncode)
 
 

@@ -13,19 +13,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from vnet.errors import EX_DATAERR, LockedError, VnetError
+from vnet.errors import InputError, LockedError
 from vnet.topology.names import LAB_NAME, LAB_NAME_HINT
 
 RUN_DIR = os.environ.get("VNET_RUN_DIR", "/run/vnet")
 
 
-class LabNameError(VnetError):
-    """Not a lab name: it would not stay a file name under RUN_DIR (`..`, `/`)."""
-
-    exit_code = EX_DATAERR
+class LabNameError(InputError):
+    """Not a lab name: it would not stay a file name under RUN_DIR (`..`, `/`); exit 65."""
 
 
-def _checked(lab: str) -> str:
+def check_lab_name(lab: str) -> str:
     # Names also come from the host (`destroy --all`, `--lab`), and destroy removes lab_dir.
     if not LAB_NAME.match(lab):
         raise LabNameError(f"`{lab}` is not a lab name", LAB_NAME_HINT)
@@ -34,7 +32,7 @@ def _checked(lab: str) -> str:
 
 def lab_dir(lab: str) -> str:
     """The lab's run directory (created 0700: it may hold sockets and pidfiles)."""
-    path = os.path.join(RUN_DIR, _checked(lab))
+    path = os.path.join(RUN_DIR, check_lab_name(lab))
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path
 
@@ -56,7 +54,7 @@ def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0,
     destroyed lab leaves nothing in RUN_DIR. Whoever then gets the lock on the removed file
     notices (the path no longer names it) and starts over on a fresh file."""
     os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
-    path = os.path.join(RUN_DIR, f"{_checked(lab)}.lock")
+    path = os.path.join(RUN_DIR, f"{check_lab_name(lab)}.lock")
     deadline = time.monotonic() + timeout
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -23,6 +23,61 @@ class AddressError(ValueError):
     """A value is not a usable address; the message says why."""
 
 
+@dataclass(frozen=True)
+class SpecialUse:
+    """A range no interface can be given an address from: the kernel or the network already
+    gives it a meaning (README, "Addresses: `ip` and `network`")."""
+
+    code: str
+    kind: str  # "IPv6 link-local": "pool ... holds only IPv6 link-local addresses"
+    what: str  # "an IPv6 link-local": "fe80::1 is an IPv6 link-local address"
+    ranges: tuple[netaddr.IPNetwork, ...]
+    hint: str
+
+
+def _nets(*texts: str) -> tuple[netaddr.IPNetwork, ...]:
+    return tuple(netaddr.IPNetwork(text) for text in texts)
+
+
+SPECIAL_USES: tuple[SpecialUse, ...] = (
+    SpecialUse("address-unspecified", "unspecified", "the unspecified", _nets("0.0.0.0/32", "::/128"),
+               "0.0.0.0 and :: mean \"no address\"; write the interface's own address, "
+               "e.g. `198.18.0.1/24` or `fd00::1/64`"),
+    SpecialUse("address-loopback", "loopback", "a loopback", _nets("127.0.0.0/8", "::1/128"),
+               "127.0.0.0/8 and ::1 belong to `lo`, which every namespace and guest has already; "
+               "a link needs an address other nodes can reach, e.g. `198.18.0.1/24`"),
+    SpecialUse("address-link-local", "IPv6 link-local", "an IPv6 link-local", _nets("fe80::/10"),
+               "the kernel gives every IPv6 interface its own fe80:: address, derived from its MAC; "
+               "write a unique local or global address instead, e.g. `fd00:1::1/64`"),
+    SpecialUse("address-multicast", "multicast", "a multicast", _nets("224.0.0.0/4", "ff00::/8"),
+               "multicast groups are joined, not assigned: an interface address must be unicast, "
+               "e.g. `198.18.0.1/24` or `fd00::1/64`"),
+)
+
+
+def special_use(address: netaddr.IPAddress) -> SpecialUse | None:
+    """The special-use range `address` is in, if any."""
+    return next((use for use in SPECIAL_USES
+                 if any(address in r for r in use.ranges if r.version == address.version)), None)
+
+
+def special_subnet(subnet: netaddr.IPNetwork) -> SpecialUse | None:
+    """The special-use range that holds all of `subnet` (every address a pool would hand out)."""
+    return next((use for use in SPECIAL_USES for r in use.ranges
+                 if r.version == subnet.version and r.first <= subnet.first and subnet.last <= r.last),
+                None)
+
+
+def special_text(text: str) -> tuple[netaddr.IPAddress, SpecialUse] | None:
+    """(address, range) when `text` (an address, with or without prefix) is special-use."""
+    try:
+        address = netaddr.IPNetwork(text).ip
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return None
+    use = special_use(address)
+    return None if use is None else (address, use)
+
+
 def _no_prefix(text: str, what: str) -> NoReturn:
     """Raise for `text` without `/`: a missing prefix if it is an address, else not `what`."""
     try:

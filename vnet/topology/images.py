@@ -50,6 +50,40 @@ FOREIGN_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (64, b"\x7f\x10\xda\xbe", "VDI"),
 )
 
+
+
+@dataclass(frozen=True)
+class MemoryFloor:
+    """The least `memory` (MiB) a VM with this image form is let boot with, and why."""
+
+    mib: int
+    why: str
+
+
+# Below these a guest does not come up, and apply would wait for an agent that never answers.
+# tiny: booted under TCG with the image built from Debian 12's cloud kernel (6.1.0-57-cloud-amd64)
+# and four NICs, the tiny guest panics at 72 and 74 MiB ("System is deadlocked on memory",
+# unpacking the initramfs) and boots at 76 MiB with 7 MiB free; 96 leaves room for a larger
+# kernel or initramfs after an update, and for the probes. The other forms boot what the user
+# brings, which vnet cannot measure: 128 MiB is a conservative floor for a distribution kernel.
+MEMORY_FLOORS: dict[ImageKind, MemoryFloor] = {
+    "tiny": MemoryFloor(96, "the tiny image (the host's cloud kernel and a busybox initramfs) runs out of "
+                            "memory while it boots below that"),
+    "kernel": MemoryFloor(128, "vnet cannot know what your kernel and initrd need, so it asks for a "
+                               "conservative floor: a distribution kernel with its initramfs needs about "
+                               "that much"),
+    "disk": MemoryFloor(128, "vnet cannot know what your disk image needs, so it asks for a conservative "
+                             "floor: a cloud image with systemd and cloud-init needs at least that much, "
+                             "often 256 MiB or more"),
+}
+
+
+def image_kind(image: Image) -> ImageKind:
+    if isinstance(image, KernelImage):
+        return "kernel"
+    return "disk" if isinstance(image, DiskImage) else "tiny"
+
+
 HINT_MISSING = "image paths are relative to the topology file; vnet downloads nothing"
 HINT_OUTSIDE = ("keep the image (not a symlink to it) in the topology's directory or below it, "
                 "or write its absolute path: absolute paths are used as written")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from vnet.errors import Diagnostic
 from vnet.topology import model as m
+from vnet.topology.placement import misplaced, misplaced_entry
 from vnet.topology.pydantic_errors import _type_name, translate
 from vnet.topology.source import Path, SourceError, SourceMap, format_path, read_file
 
@@ -131,11 +132,23 @@ class _Section:
             return None
         return registry[chosen]
 
+    def misplaced_entry(self, section: str, name: str, raw: Any, previous: str | None) -> bool:
+        """Report an entry that is not a mapping and is named like a key of another level."""
+        found = None if isinstance(raw, dict) else misplaced_entry(section, str(name), previous)
+        if found is None:
+            return False
+        self.error((section, name), "key-misplaced", *found, key=True)
+        return True
+
     def typed_entries(self, section: str, raw_section: Any, field_name: str,
                       registry: Any, fallback: str | None, what: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        previous: str | None = None
         for name, raw in self.container(raw_section, (section,), dict).items():
             path: Path = (section, name)
+            if self.misplaced_entry(section, name, raw, previous):
+                continue  # not an entry: nothing to leave out of the model
+            previous = name
             cls = self.pick_class(raw, path, field_name, registry, fallback, what)
             value = None
             if cls is not None:
@@ -148,7 +161,11 @@ class _Section:
 
     def plain_entries(self, section: str, raw_section: Any, cls: type[BaseModel]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        previous: str | None = None
         for name, raw in self.container(raw_section, (section,), dict).items():
+            if self.misplaced_entry(section, name, raw, previous):
+                continue
+            previous = name
             value = self.validate(cls, raw, (section, name))
             if value is None:
                 self.loaded.broken.add(name)
@@ -201,7 +218,10 @@ class _Header(m.Spec):
 
 def _unknown_sections(section: _Section, root: dict[str, Any]) -> None:
     for key in root:
-        if key not in m.SECTIONS:
+        elsewhere = None if key in m.SECTIONS else misplaced(key, m.Topology)
+        if elsewhere is not None:
+            section.error((key,), "key-misplaced", elsewhere.message, elsewhere.hint, key=True)
+        elif key not in m.SECTIONS:
             close = difflib.get_close_matches(key, m.SECTIONS, n=1)
             hint = f"did you mean `{close[0]}`?" if close else f"top-level keys: {', '.join(m.SECTIONS)}"
             section.error((key,), "unknown-key", f"unknown key `{key}`", hint, key=True)

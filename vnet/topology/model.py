@@ -7,13 +7,65 @@ Kinds are registries (`NODE_KINDS`, `SWITCH_TYPES`, `IMAGE_FORMS`), never if/eli
 
 from __future__ import annotations
 
+import re
+from fractions import Fraction
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    Tag,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 DEFAULT_MTU = 1500  # a link without `mtu`: the kernel's default for veth and TAP devices
 Mtu = Annotated[StrictInt, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
 VlanId = Annotated[StrictInt, Field(ge=1, le=4094, description="802.1Q VLAN id (1-4094)")]
+
+# `memory`: a number is MiB (as it always was); a string is a size with a binary unit, as QEMU's
+# `-m` reads it (512M is 512 MiB). MB/GB are refused: they mean powers of 10 elsewhere.
+MEMORY_UNITS = {"k": Fraction(1, 1024), "m": Fraction(1), "g": Fraction(1024), "t": Fraction(1024 ** 2)}
+_SIZE = re.compile(r"\s*(?P<number>[0-9]+(?:\.[0-9]+)?)\s*(?P<unit>[a-z]*)\s*\Z", re.IGNORECASE)
+MEMORY_HINT = ("memory is in MiB: `memory: 512`, or a size with a binary unit: `512M`, `512MiB`, "
+               "`2G`, `2GiB`, `524288K`")
+
+
+def memory_mib(value: object) -> object:
+    """`512M`, `2GiB`, `1.5G` -> MiB; anything else is left to the integer check."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise PydanticCustomError("memory_size", "`{value}` is not a size", {"value": value})
+    unit = match["unit"].lower()
+    if not unit:
+        raise PydanticCustomError("memory_size", "`{value}` has no unit and is quoted", {"value": value})
+    if unit in (f"{u}b" for u in MEMORY_UNITS):
+        raise PydanticCustomError("memory_size", "`{value}`: {unit} means powers of 10 in some places and "
+                                  "of 2 in others", {"value": value, "unit": match["unit"]})
+    if unit not in (*MEMORY_UNITS, *(f"{u}ib" for u in MEMORY_UNITS)):
+        raise PydanticCustomError("memory_size", "`{value}`: unit `{unit}` is not one of K, M, G, T, "
+                                  "KiB, MiB, GiB, TiB", {"value": value, "unit": match["unit"]})
+    mib = Fraction(match["number"]) * MEMORY_UNITS[unit[0]]
+    if mib.denominator != 1:
+        raise PydanticCustomError("memory_size", "`{value}` is not a whole number of MiB", {"value": value})
+    return int(mib)
+
+
+_MEMORY_SCHEMA = {
+    "anyOf": [{"type": "integer", "minimum": 32, "maximum": 1_048_576},
+              {"type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([iI][bB])?)\s*$"}],
+    "description": "MiB (32-1048576), or a size with a binary unit: 512M, 512MiB, 2G, 2GiB",
+}
+Memory = Annotated[StrictInt, BeforeValidator(memory_mib), Field(ge=32, le=1_048_576),
+                   WithJsonSchema(_MEMORY_SCHEMA)]
 
 
 class Spec(BaseModel):
@@ -116,7 +168,7 @@ class VmNode(NodeBase):
     kind: Literal["vm"]
     routes: tuple[Route, ...] = ()
     forwarding: StrictBool = False
-    memory: Annotated[StrictInt, Field(ge=32, le=1_048_576)] = Field(128, description="MiB")
+    memory: Memory = 128
     vcpus: Annotated[StrictInt, Field(ge=1, le=64)] = 1
     image: Image = "tiny"
     accel: Literal["auto", "kvm", "tcg"] = Field(
@@ -219,7 +271,7 @@ class Defaults(Spec):
     rstp: StrictBool | None = None
     kind: Literal["netns", "vm", "tap"] | None = None
     forwarding: StrictBool | None = None
-    memory: Annotated[StrictInt, Field(ge=32, le=1_048_576)] | None = None
+    memory: Memory | None = None
     vcpus: Annotated[StrictInt, Field(ge=1, le=64)] | None = None
     image: Image | None = None
     accel: Literal["auto", "kvm", "tcg"] | None = None

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from vnet.errors import Diagnostic
 from vnet.topology import model as m
+from vnet.topology.placement import misplaced
 from vnet.topology.source import Path, SourceMap, format_path
 
 # What a value of a union-typed field looks like, for "expected ..." messages.
@@ -32,6 +33,13 @@ _FIELD_HINTS = {
     "name": "the lab name: 1-12 characters [a-z][a-z0-9-]*",
     "version": "the format version: only `version: 1` exists (or leave it out)",
     "subnet": "an IPv4 or IPv6 subnet in CIDR form, e.g. `10.10.0.0/24` or `fd00:10::/64`",
+    "memory": m.MEMORY_HINT,
+    "vcpus": "a VM has 1 to 64 virtual CPUs: `vcpus: 1` (the default) or more",
+}
+# Hints for a value of the wrong shape at the field itself (not inside it): what to write instead.
+_SHAPE_HINTS = {
+    "routes": "`routes` is a list, one `- {to: ..., via: ...}` per route: "
+              "`routes: [{to: default, via: 198.18.0.254}]`",
 }
 
 _TYPE_MESSAGES = {
@@ -89,20 +97,26 @@ def _model_at(cls: type[BaseModel], parts: Path) -> type[BaseModel] | None:
     return current
 
 
-def _unknown_key(cls: type[BaseModel], rel: Path, key: str) -> tuple[str, str]:
-    """(code, hint) for an unknown key: a close match, or the kind it belongs to."""
+def _unknown_key(cls: type[BaseModel], base: Path, rel: Path, key: str) -> tuple[str, str, str]:
+    """(code, message, hint) for an unknown key: an option of another kind, a key of another
+    level (`key-misplaced`), a close match, or the keys there are."""
     owner = _model_at(cls, rel[:-1]) or cls
     allowed = [("from" if name == "source" else name) for name in owner.model_fields]
     for registry, what in ((m.SWITCH_TYPES, "type"), (m.NODE_KINDS, "kind")):
         if owner in registry.values() and len(rel) == 1:
             holders = [k for k, c in registry.items() if key in c.model_fields]
             if holders:
-                return f"{'-'.join(holders)}-only-option", \
+                return f"{'-'.join(holders)}-only-option", f"`{key}` is not an option of {_kind_of(cls)}", \
                     f"`{key}` is only valid with {what}: {' or '.join(holders)}"
+    message = f"unknown key `{key}`"
     if key == "<<":
-        return "unknown-key", "YAML merge keys are not supported; use `defaults:` for shared values"
+        return "unknown-key", message, "YAML merge keys are not supported; use `defaults:` for shared values"
+    elsewhere = misplaced(key, owner, format_path((*base, *rel[:-1])))
+    if elsewhere is not None:
+        return "key-misplaced", elsewhere.message, elsewhere.hint
     close = difflib.get_close_matches(key, allowed, n=1)
-    return "unknown-key", (f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(allowed)}")
+    return "unknown-key", message, (f"did you mean `{close[0]}`?" if close
+                                    else f"valid keys: {', '.join(allowed)}")
 
 
 def _kind_of(cls: type[BaseModel]) -> str:
@@ -114,7 +128,7 @@ def _kind_of(cls: type[BaseModel]) -> str:
     return cls.__name__
 
 
-def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]:
+def _describe(err: Any, cls: type[BaseModel], base: Path, rel: Path) -> tuple[str, str, str]:
     """(code, message, hint) for one pydantic error."""
     kind = err["type"]
     loc = err["loc"]
@@ -122,10 +136,9 @@ def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]
     last = next((p for p in reversed(rel) if isinstance(p, str)), "")
     hint = _FIELD_HINTS.get(field, "")
     if kind == "extra_forbidden":
-        code, hint = _unknown_key(cls, rel, str(loc[-1]))
-        if code != "unknown-key":  # an option of another switch type or node kind
-            return code, f"`{loc[-1]}` is not an option of {_kind_of(cls)}", hint
-        return code, f"unknown key `{loc[-1]}`", hint
+        return _unknown_key(cls, base, rel, str(loc[-1]))
+    if kind == "memory_size":
+        return "memory-size", err["msg"], m.MEMORY_HINT
     if kind == "missing" and isinstance(loc[-1], int):
         return "value-count", f"`{last}` needs {loc[-1] + 1} entries, got {loc[-1]}", hint
     if kind == "missing":
@@ -139,7 +152,8 @@ def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]
     if kind in _RANGE_TYPES:
         bound = next(iter(err["ctx"].values()))
         code = f"{field}-range" if field in ("vlan", "trunk", "mtu") else "value-range"
-        return code, f"{err['input']} is out of range (must be {_RANGE_TYPES[kind]} {bound})", hint
+        unit = " MiB" if field == "memory" else ""
+        return code, f"{err['input']} is out of range (must be {_RANGE_TYPES[kind]} {bound}{unit})", hint
     if kind in ("too_short", "too_long"):
         return "value-count", f"`{last}` takes {err['ctx'].get('max_length', '?')} entries at most", hint
     if kind in _TYPE_MESSAGES:
@@ -148,8 +162,19 @@ def _describe(err: Any, cls: type[BaseModel], rel: Path) -> tuple[str, str, str]
             expected = f"expected {expected}"
         if kind.startswith("bool_") and not hint:
             hint = "write `true` or `false`"
+        if loc and loc[-1] == last and last in _SHAPE_HINTS:
+            hint = _shape_hint(last, err["input"])
         return "type", f"{expected}, got {_type_name(err['input'])}", hint
     return "invalid-value", err["msg"], hint
+
+
+def _shape_hint(field: str, value: Any) -> str:
+    """The shape hint, with the user's own route when a single route was written as a mapping."""
+    if field == "routes" and isinstance(value, dict) and value and all(
+            isinstance(v, str | int) for v in value.values()):
+        entry = ", ".join(f"{k}: {v}" for k, v in value.items())
+        return f"`routes` is a list, one `- {{to: ..., via: ...}}` per route: write `routes: [{{{entry}}}]`"
+    return _SHAPE_HINTS[field]
 
 
 def _type_name(value: Any) -> str:
@@ -164,7 +189,7 @@ def translate(exc: ValidationError, cls: type[BaseModel], raw: Any, base: Path,
     seen: dict[tuple[Path, str], Diagnostic] = {}
     for err in exc.errors(include_url=False):
         rel = _walk(raw, err["loc"])
-        code, message, hint = _describe(err, cls, rel)
+        code, message, hint = _describe(err, cls, base, rel)
         is_key = err["type"] == "extra_forbidden"
         path = (*base, *rel)
         mark = source.locate(path, key=is_key)

@@ -16,7 +16,7 @@ hold node interfaces are the segments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import networkx as nx
@@ -59,9 +59,20 @@ def port_map(switch: SwitchBase, link: LinkInfo, universe: Iterable[Tag]) -> dic
     return {None: LINUX_DEFAULT_PVID}
 
 
-def _universe(lab: Lab) -> list[Tag]:
+def egress_map(switch: SwitchBase, link: LinkInfo, universe: Iterable[Tag]) -> dict[Tag, Tag]:
+    """port_map without the tagged alias of a native VLAN: the wire tags the port also *sends*
+    with. A native VLAN leaves a trunk untagged, so a frame tagged with it only ever comes in."""
+    mapping = port_map(switch, link, universe)
+    native = link.spec.native_vlan
+    aware = not isinstance(switch, LinuxSwitch) or switch.vlan_filtering
+    if aware and link.spec.trunk is not None and native is not None:
+        mapping.pop(native, None)
+    return mapping
+
+
+def _universe(links: Iterable[LinkInfo]) -> list[Tag]:
     tags: set[int] = {LINUX_DEFAULT_PVID}
-    for link in lab.links:
+    for link in links:
         tags.update(link.spec.trunk or ())
         if link.spec.native_vlan is not None:
             tags.add(link.spec.native_vlan)
@@ -73,7 +84,7 @@ def _universe(lab: Lab) -> list[Tag]:
 class _SegmentBuilder:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.universe = _universe(lab)
+        self.universe = _universe(lab.links)
         self.graph: nx.Graph = nx.Graph()
 
     def vertex(self, end: Endpoint, link: LinkInfo, other: Endpoint) -> tuple[object, ...] | None:
@@ -149,3 +160,52 @@ def compute_segments(lab: Lab) -> list[Segment]:
     for link in lab.links:
         builder.add_link(link)
     return builder.segments()
+
+
+@dataclass(frozen=True)
+class L2Loop:
+    """Switch-to-switch links that close a cycle of switch domains: a frame flooded into it
+    comes back, is flooded again and circles forever unless spanning tree blocks a port."""
+
+    links: tuple[int, ...]  # indexes in `links:`, in file order
+    switches: tuple[str, ...]
+    vlans: tuple[int, ...]  # the VLANs it loops in; empty when untagged frames loop
+
+
+def l2_loops(switches: Mapping[str, SwitchBase], links: Sequence[LinkInfo]) -> list[L2Loop]:
+    """Every L2 loop among the switches, one per set of links (whatever VLANs it loops in).
+
+    The graph has a vertex per switch domain and one per (link, domain pair) that the link
+    joins, so that two parallel links are a cycle too; a loop is a biconnected component with
+    more than one edge. A link joins two domains for each wire tag both of its ports send
+    (`egress_map`): then each domain crosses a link on one tag, and a tree of switches has no
+    loop whatever its VLANs. Loops through the outside world (legacy VFs' uplinks, tunnels,
+    macvlan parents) are not in the file and not found."""
+    universe = _universe(links)
+    graph: nx.Graph = nx.Graph()
+    for link in links:
+        a, b = link.ends
+        if not (isinstance(a, SwitchEnd) and isinstance(b, SwitchEnd)):
+            continue
+        map_a = egress_map(switches[a.name], link, universe)
+        map_b = egress_map(switches[b.name], link, universe)
+        pairs = {(("dom", a.name, map_a[w]), ("dom", b.name, map_b[w])) for w in map_a.keys() & map_b.keys()}
+        for pair in pairs:
+            middle = ("link", link.index, *pair)
+            graph.add_edge(pair[0], middle)
+            graph.add_edge(middle, pair[1])
+    found: dict[tuple[int, ...], tuple[set[str], set[Tag]]] = {}
+    for component in nx.biconnected_components(graph):
+        if len(component) < 3:  # one edge (half of a link): not on any cycle
+            continue
+        key = tuple(sorted({v[1] for v in component if v[0] == "link"}))
+        names, tags = found.setdefault(key, (set(), set()))
+        names.update(v[1] for v in component if v[0] == "dom")
+        tags.update(v[2] for v in component if v[0] == "dom")
+    return [L2Loop(key, tuple(sorted(names)), _loop_vlans(tags))
+            for key, (names, tags) in sorted(found.items())]
+
+
+def _loop_vlans(tags: set[Tag]) -> tuple[int, ...]:
+    """The VLANs a loop is in; none when untagged frames loop too (every VLAN does then)."""
+    return () if None in tags else tuple(sorted(t for t in tags if t is not None))

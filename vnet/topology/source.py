@@ -13,6 +13,7 @@ plain Python values itself, iteratively, so that:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,11 @@ _INT = re.compile(r"[-+]?[0-9]+$")
 _INT_OCT = re.compile(r"0o[0-7]+$")
 _INT_HEX = re.compile(r"0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+# Characters that look like a space but are not one to YAML: pasted from web pages and chats
+# (U+00A0 above all), they make an indented key part of the key's text, or a syntax error.
+_UNICODE_SPACES = frozenset("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+                            "\u2009\u200a\u202f\u205f\u3000\ufeff")
+_INDENT_CHARS = frozenset(" \t") | _UNICODE_SPACES
 _FLOAT_SPECIAL = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
 
 
@@ -118,8 +124,9 @@ class _Anchor:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str = "") -> None:
         self.file = file
+        self.text = text  # for messages that quote a line
         self.smap = SourceMap(file)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchor | None] = {}  # None: anchored node still open
@@ -223,6 +230,10 @@ class _Builder:
 
     def on_scalar(self, event: Any, mark: Mark) -> None:
         self.check_tag(event, mark)
+        if event.implicit[0] and event.value[:1] in _UNICODE_SPACES:  # a plain scalar: the space was
+            bad = indentation_problem(self.file, self.text, mark.line)  # indentation
+            if bad is not None:
+                raise SourceError(bad)
         if "\0" in event.value:  # ("\0" in a quoted string): no name, path or argument may hold one
             raise self.fail(mark, "yaml-nul", "a NUL character (\\0) in a string",
                             "remove it: no name, path or option of a topology can contain NUL")
@@ -322,6 +333,35 @@ def _too_deep(file: str, line: int, column: int) -> Diagnostic:
                       hint="a topology file is at most a few levels deep")
 
 
+def _char_name(char: str) -> tuple[str, str]:
+    """("a tab", "the tab"): how a message and its hint name an indentation character."""
+    if char == "\t":
+        return "a tab", "the tab"
+    if char == "\u00a0":
+        return "a non-breaking space (U+00A0)", "the non-breaking space"
+    name = unicodedata.name(char, "space").lower()
+    return f"a Unicode space ({name}, U+{ord(char):04X})", "the Unicode space"
+
+
+def indentation_problem(file: str, text: str | None, line: int) -> Diagnostic | None:
+    """A diagnostic when line `line` (1-based) of `text` is indented with anything but spaces."""
+    if not text or line < 1:
+        return None
+    lines = text.split("\n", line)
+    if len(lines) < line:
+        return None
+    row = lines[line - 1]
+    indent = row[:len(row) - len(row.lstrip("".join(_INDENT_CHARS)))]
+    column = next((k for k, char in enumerate(indent) if char != " "), None)
+    if column is None or column == len(row):
+        return None
+    what, which = _char_name(indent[column])
+    return Diagnostic(file, line, column + 1, "yaml-indentation",
+                      f"line {line} is indented with {what}: YAML indents with spaces only",
+                      hint=f"replace {which} with spaces (it often comes from pasting; most editors "
+                           "can show and convert it)")
+
+
 def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
@@ -337,6 +377,11 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
         context = f"{context} that started on line {context_mark.line + 1}"
     if "maximum nesting depth" in str(problem):  # newer libyaml refuses 1000 levels before we see them
         return _too_deep(file, line, column)
+    # The scanner's "cannot start any token" or "violates indentation" is a tab in most files.
+    marks = (line, context_mark.line + 1 if context_mark is not None else 0)
+    bad = next((d for d in (indentation_problem(file, text, k) for k in marks) if d is not None), None)
+    if bad is not None:
+        return bad
     message = f"{problem} ({context})" if context else str(problem)
     return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}",
                       hint="check indentation, quoting and `key: value` spacing near this line")
@@ -344,7 +389,7 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
 
 def parse_text(text: str, file: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
     """YAML text -> (plain value, SourceMap, non-fatal diagnostics). Raises SourceError."""
-    builder = _Builder(file)
+    builder = _Builder(file, text)
     try:
         for event in _events(text):
             builder.on_event(event)

@@ -20,7 +20,7 @@ from typing import Any
 import netaddr
 import networkx as nx
 
-from vnet.errors import UnavailableError, VnetError
+from vnet.errors import InputError, UnavailableError, VnetError
 from vnet.marks import mark, netns_name
 from vnet.mechanisms.kernel.host import KernelHost
 from vnet.mechanisms.kernel.resources import DeviceEnd, Tap, VethPair
@@ -103,8 +103,9 @@ def _vlan_text(link: LinkInfo) -> str:
     return "untagged"
 
 
-def _pick(lab: Lab, source: str, target: str) -> netaddr.IPAddress:
-    """The target's address on a subnet the source shares, else its first of a family the source has."""
+def pick_address(lab: Lab, source: str, target: str) -> netaddr.IPAddress:
+    """The target's address on a subnet the source shares, else its first of a family the source
+    has. None at all is a property of the file (the addresses are in it), so InputError: exit 65."""
     node, _, iface = target.partition(":")
     theirs = [a for i in lab.interfaces_of(node) if not iface or i.name == iface for a in i.addresses]
     mine = [a for i in lab.interfaces_of(source) for a in i.addresses]
@@ -113,8 +114,25 @@ def _pick(lab: Lab, source: str, target: str) -> netaddr.IPAddress:
             return address.ip
     found = next((a.ip for a in theirs if any(a.version == m.version for m in mine)), None)
     if found is None:
-        raise UnavailableError(f"{target} has no address in a family {source} has: nothing to trace")
+        raise InputError(f"{target} has no address in a family {source} has: nothing to trace",
+                         _no_pair_hint(lab, source, target, mine, theirs))
     return found
+
+
+def _no_pair_hint(lab: Lab, source: str, target: str, mine: list[netaddr.IPNetwork],
+                  theirs: list[netaddr.IPNetwork]) -> str:
+    """Why the file gives the pair nothing to trace, and what to change."""
+    for end, has in ((source, mine), (target, theirs)):
+        if not has:
+            tap = lab.topology.nodes[end.partition(":")[0]].kind == "tap"
+            why = " (a tap node's guest addresses are known only from the file)" if tap else ""
+            return f"the file gives {end} no address{why}: add `ip:` to its link"
+    return (f"{source} has {_families(mine)} addresses, {target} {_families(theirs)}: give both an "
+            "address of one family in the file")
+
+
+def _families(found: list[netaddr.IPNetwork]) -> str:
+    return "/".join(f"IPv{v}" for v in sorted({a.version for a in found}))
 
 
 def _path_links(lab_graph: LabGraph, start: Interface, end: Interface) -> list[LinkInfo]:
@@ -281,7 +299,7 @@ def _legs(forwarding: Forwarding, path: RoutedPath) -> list[tuple[Interface, Int
 def trace(lab_graph: LabGraph, desired: DesiredState, host: KernelHost, ovsdb: str,
           source: str, target: str, drift: Sequence[Change] = (), probe: Probe = Probe()) -> Trace:
     lab = lab_graph.lab
-    address = _pick(lab, source, target)
+    address = pick_address(lab, source, target)
     forwarding = Forwarding(lab, dict(lab_graph.segment_of))
     path = forwarding.path(source, address)
     result = Trace(source, target, str(address), probe.proto, [])

@@ -210,9 +210,12 @@ class OvsDriver:
                  if isinstance(r := c.resource, OvsPort | OvsBridge)}
         self.client.scope(self.lab, self.bridges | named)
         # Wait for vswitchd when it makes something: new ports (their ofport is checked) and new
-        # bridges (their flow table, which the next observe reads).
-        creates = any(c.action is Action.CREATE for c in changes)
-        txn = _Transaction(self.client, wait=creates)
+        # bridges (their flow table, which the next observe reads). And when it removes an
+        # internal port: the port may be re-made next (its device is gone), and a vswitchd that
+        # reads both transactions in one reconfiguration keeps the old device, deleted or not.
+        wait = any(c.action is Action.CREATE or (c.action is Action.DELETE and _internal(c))
+                   for c in changes)
+        txn = _Transaction(self.client, wait=wait)
         txn.add(_ApplyCommand(self.client.api, self.lab, changes))
         try:
             txn.commit()
@@ -247,6 +250,10 @@ class OvsDriver:
         cleanup = _Transaction(self.client, wait=False)
         cleanup.add(_ApplyCommand(self.client.api, self.lab, [c.inverse() for c in changes]))
         cleanup.commit()
+
+
+def _internal(change: Change) -> bool:
+    return isinstance(change.resource, OvsPort) and change.resource.type == "internal"
 
 
 def _flows_changed(change: Change) -> bool:

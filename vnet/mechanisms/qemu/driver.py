@@ -49,8 +49,12 @@ def seed_path(vm: Vm) -> str:
     return drives[0].split(",", 1)[0].removeprefix("file=")
 
 
-def running(vm: Vm) -> qemu.RunningVm | None:
-    return next((r for r in qemu.running_vms(vm.lab) if r.node == vm.node), None)
+def stop_all(vm: Vm) -> None:
+    """Stop every QEMU process of the guest: an apply killed while QEMU daemonizes leaves two
+    (parent and child, one command line), and the one left running would keep the TAP busy."""
+    for found in qemu.running_vms(vm.lab):
+        if found.node == vm.node:
+            qemu.stop(found)
 
 
 def _ensure_tiny(vms: list[Vm]) -> str | None:
@@ -104,9 +108,7 @@ class VmDriver:
     def _stop(self, change: Change) -> str | None:
         vm = change.observed
         assert isinstance(vm, Vm)
-        found = running(vm)
-        if found is not None:
-            qemu.stop(found)
+        stop_all(vm)
         qemu.remove_run_dir(vm.lab, vm.node)
         return None
 
@@ -127,7 +129,5 @@ class VmDriver:
         late = list(pool.map(lambda vm: wait_ready(vm) if vm is not None else None, waits))
         for vm, error in zip(vms, late, strict=True):
             if error is not None:  # failed: do not leave a half-up guest behind
-                found = running(vm)
-                if found is not None:
-                    qemu.stop(found)
+                stop_all(vm)
         return [error or wait for error, wait in zip(errors, late, strict=True)]

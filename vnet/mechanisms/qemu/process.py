@@ -35,6 +35,7 @@ QEMU = "qemu-system-x86_64"
 NAME_PREFIX = "guest=vnet:"
 # How long apply (tiny image) and verify (any image) wait for a guest's agent after its start.
 BOOT_TIMEOUT = float(os.environ.get("VNET_VM_BOOT_TIMEOUT", "120"))
+KILL_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,16 @@ def _alive(vm: RunningVm) -> bool:
     return _cmdline(vm.pid) == vm.argv
 
 
+def _exited(pid: int) -> bool:
+    """Whether the process has released its files: gone, or a zombie. Its command line empties
+    earlier (the kernel drops the memory map before the open files), while the TAP is still held."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
 def stop(vm: RunningVm, timeout: float = 3.0) -> None:
     """Ask QEMU to quit over QMP; SIGKILL it (by pid, if it is still that VM) when it does not."""
     socket_path = vm_paths(vm.lab, vm.node).qmp
@@ -289,8 +300,9 @@ def stop(vm: RunningVm, timeout: float = 3.0) -> None:
     if _alive(vm):
         with contextlib.suppress(ProcessLookupError):
             os.kill(vm.pid, signal.SIGKILL)
-        while _alive(vm):
-            time.sleep(0.01)
+    deadline = time.monotonic() + KILL_TIMEOUT  # bounded: the pid may be reused once reaped
+    while not _exited(vm.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def remove_run_dir(lab: str, node: str | None = None) -> None:

@@ -17,7 +17,7 @@ from vnet.topology.checks.links import check_endpoints, check_vlans
 from vnet.topology.checks.naming import check_names
 from vnet.topology.checks.nodes import check_routes, check_sriov, check_unused
 from vnet.topology.checks.ports import check_ports
-from vnet.topology.checks.segments import mtu_warnings
+from vnet.topology.checks.segments import check_loops, mtu_warnings
 from vnet.topology.lab import Interface, Lab, LinkInfo
 from vnet.topology.loader import Loaded, TooManyErrors, too_many_errors
 from vnet.topology.names import VfEnd
@@ -28,6 +28,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     check_endpoints,
     check_vlans,
     check_ports,
+    check_loops,
     check_addresses,
     check_routes,
     check_images,

@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 
 import netaddr
 
-from vnet.topology.addressing import AddressError, Pool, parse_interface_address, parse_ip, parse_subnet
+from vnet.topology.addressing import (
+    AddressError,
+    Pool,
+    parse_interface_address,
+    parse_ip,
+    parse_subnet,
+    special_subnet,
+    special_text,
+    special_use,
+)
 from vnet.topology.checks.context import CheckContext
 from vnet.topology.model import Link
 from vnet.topology.names import NodeEnd
@@ -35,6 +44,13 @@ def _load_pools(ctx: CheckContext, ledger: _Ledger) -> None:
                        "write the subnet in CIDR form, e.g. `10.10.0.0/24` or `fd00:10::/64`")
             ctx.loaded.broken.add(name)
             continue
+        use = special_subnet(subnet)
+        if use is not None:
+            ctx.report(("networks", name, "subnet"), use.code,
+                       f"pool `{name}` ({subnet}) holds only {use.kind} addresses",
+                       use.hint)
+            ctx.loaded.broken.add(name)  # its links are not reported again, one by one
+            continue
         gateway = _pool_gateway(ctx, name, network.gateway, subnet)
         for other, other_subnet in placed:
             if other_subnet.version == subnet.version and (
@@ -60,7 +76,30 @@ def _pool_gateway(ctx: CheckContext, name: str, text: str | None,
         ctx.report(path, "address-outside-pool", f"gateway {gateway} is outside the pool {subnet}",
                    f"pick an address inside {subnet}")
         return None
+    reserved = _reserved_in(subnet, gateway)
+    if reserved is not None:
+        ctx.report(path, "pool-gateway-not-host",
+                   f"gateway {gateway} is the {reserved} address of the pool {subnet}, not a host address",
+                   f"a router's address is a host address, e.g. {_last_host(subnet)} (the pool "
+                   "hands out the others); no interface can have the network or broadcast address")
+        return None
     return gateway
+
+
+def _reserved_in(subnet: netaddr.IPNetwork, address: netaddr.IPAddress) -> str | None:
+    """"network" or "broadcast" when `address` is one of them in `subnet` (IPv6: the network
+    address is the subnet-router anycast address, RFC 4291 2.6.1; /31, /32, /127, /128 have none)."""
+    if subnet.size <= 2:
+        return None
+    if address == subnet.network:
+        return "network"
+    if subnet.version == 4 and address == subnet.broadcast:
+        return "broadcast"
+    return None
+
+
+def _last_host(subnet: netaddr.IPNetwork) -> netaddr.IPAddress:
+    return netaddr.IPAddress(subnet.last - (1 if subnet.version == 4 else 0), subnet.version)
 
 
 def _static_entries(ctx: CheckContext, link: Link, pos: int,
@@ -92,6 +131,11 @@ def _static_entries(ctx: CheckContext, link: Link, pos: int,
 
 def _take_static(ctx: CheckContext, ledger: _Ledger, text: str,
                  path: Path) -> netaddr.IPNetwork | None:
+    special = special_text(text)  # first: `0.0.0.0/24` is unspecified before it is a network address
+    if special is not None:
+        address, use = special
+        ctx.report(path, use.code, f"{address} is {use.what} address; no interface can have it", use.hint)
+        return None
     try:
         address = parse_interface_address(text)
     except AddressError as exc:
@@ -136,6 +180,11 @@ def _pool_entries(ctx: CheckContext, ledger: _Ledger, link: Link, pos: int,
                            "use a larger subnet or another pool")
                 break
             ledger.used[ledger.key(address)] = path
+            use = special_use(address.ip)  # a pool such as ::/64 hands out ::1 first
+            if use is not None:
+                ctx.report(path, use.code, f"pool `{name}` ({pool.subnet}) hands out {address.ip}, "
+                           f"{use.what} address", use.hint)
+                continue
             out[j].append(address)
     return out
 

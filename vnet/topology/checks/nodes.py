@@ -7,7 +7,7 @@ import netaddr
 from vnet.topology.addressing import AddressError, parse_ip, parse_subnet
 from vnet.topology.checks.context import CheckContext
 from vnet.topology.model import NetnsNode, PfSpec, VmNode
-from vnet.topology.source import Path
+from vnet.topology.source import Path, format_path
 
 
 def _route_target(ctx: CheckContext, text: str, version: int, path: Path) -> netaddr.IPNetwork | None:
@@ -21,7 +21,7 @@ def _route_target(ctx: CheckContext, text: str, version: int, path: Path) -> net
 
 
 def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode,
-                       connected: list[netaddr.IPNetwork]) -> None:
+                       connected: list[tuple[str, netaddr.IPNetwork]]) -> None:
     seen: set[netaddr.IPNetwork] = set()
     for k, route in enumerate(node.routes):
         path: Path = ("nodes", name, "routes", k)
@@ -41,40 +41,64 @@ def _check_node_routes(ctx: CheckContext, name: str, node: NetnsNode | VmNode,
             ctx.report((*path, "to"), "route-duplicate", f"a second route to {target}",
                        "keep one route per destination")
         seen.add(target)
-        if not any(via in address.cidr for address in connected) and not ctx.is_incomplete(name):
+        own = next((iface for iface, address in connected if address.ip == via), None)
+        if own is not None:
+            ctx.report((*path, "via"), "route-via-self",
+                       f"gateway {via} is `{name}`'s own address (on {name}:{own})",
+                       "`via` is the next router's address on a subnet this node shares with it; "
+                       "a node reaches its own subnets without a route")
+            continue
+        if not any(via in address.cidr for _, address in connected) and not ctx.is_incomplete(name):
             ctx.warn((*path, "via"), "route-gateway-unreachable",
                      f"gateway {via} is outside every subnet of `{name}`",
                      "the kernel will refuse this route; put the gateway on a connected subnet")
 
 
 def check_routes(ctx: CheckContext) -> None:
-    connected: dict[str, list[netaddr.IPNetwork]] = {}  # node -> its addresses (one pass, not one per node)
-    for (owner, _), addrs in ctx.addresses.items():
-        connected.setdefault(owner, []).extend(addrs)
+    # node -> (iface, address) of its interfaces: one pass, not one per node
+    connected: dict[str, list[tuple[str, netaddr.IPNetwork]]] = {}
+    for (owner, iface), addrs in ctx.addresses.items():
+        connected.setdefault(owner, []).extend((iface, address) for address in addrs)
     for name, node in ctx.topology.nodes.items():
         if isinstance(node, NetnsNode | VmNode):
             _check_node_routes(ctx, name, node, connected.get(name, []))
 
 
-def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
+def _vf_mac(ctx: CheckContext, path: Path, text: str) -> int | None:
+    """The VF's MAC as an integer, or None (reported) when it is not a unicast MAC address."""
+    try:
+        mac = netaddr.EUI(text)
+        if mac.version != 48:
+            raise ValueError(text)
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        ctx.report(path, "sriov-mac", f"`{text}` is not a MAC address",
+                   "write six hex octets, e.g. 02:00:00:00:00:01")
+        return None
+    if int(mac) >> 40 & 1:
+        ctx.report(path, "sriov-mac", f"`{text}` is a multicast MAC address",
+                   "a VF needs a unicast MAC: the first octet's lowest bit is 0, e.g. 02:00:00:00:00:01")
+        return None
+    return int(mac)
+
+
+def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec, macs: dict[int, Path]) -> None:
+    """One PF's VFs; `macs` (MAC -> where first set) spans every PF of the lab."""
     for index, vf in pf.vfs.items():
         path: Path = ("sriov", pf_name, "vfs", str(index))
         if not 0 <= index < pf.num_vfs:
             ctx.report(path, "sriov-vf-range", f"VF {index} does not exist: num_vfs is {pf.num_vfs}",
                        "VFs are numbered from 0; raise `num_vfs` or remove this entry", key=True)
-        if vf.mac is not None:
-            try:
-                mac = netaddr.EUI(vf.mac)
-                if mac.version != 48:
-                    raise ValueError(vf.mac)
-            except (netaddr.AddrFormatError, ValueError, TypeError):
-                ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is not a MAC address",
-                           "write six hex octets, e.g. 02:00:00:00:00:01")
-            else:
-                if int(mac) >> 40 & 1:
-                    ctx.report((*path, "mac"), "sriov-mac", f"`{vf.mac}` is a multicast MAC address",
-                               "a VF needs a unicast MAC: the first octet's lowest bit is 0, "
-                               "e.g. 02:00:00:00:00:01")
+        mac = None if vf.mac is None else _vf_mac(ctx, (*path, "mac"), vf.mac)
+        if mac is not None and mac in macs:
+            first = macs[mac]
+            ctx.report((*path, "mac"), "sriov-mac-duplicate",
+                       f"MAC {vf.mac} is already the MAC of {format_path(first[:-1])} "
+                       f"(line {ctx.loaded.source.locate(first).line})",
+                       "give each VF its own MAC, or leave `mac` out (a VF given to a node then gets "
+                       "the interface's derived MAC): two NICs with one MAC confuse switches' MAC "
+                       "tables and the neighbours' ARP caches")
+        elif mac is not None:
+            macs[mac] = (*path, "mac")
         if vf.min_tx_rate and vf.max_tx_rate and vf.min_tx_rate > vf.max_tx_rate:
             ctx.report((*path, "min_tx_rate"), "sriov-rate",
                        f"min_tx_rate {vf.min_tx_rate} exceeds max_tx_rate {vf.max_tx_rate}",
@@ -82,8 +106,9 @@ def _check_pf(ctx: CheckContext, pf_name: str, pf: PfSpec) -> None:
 
 
 def check_sriov(ctx: CheckContext) -> None:
+    macs: dict[int, Path] = {}
     for pf_name, pf in ctx.topology.sriov.items():
-        _check_pf(ctx, pf_name, pf)
+        _check_pf(ctx, pf_name, pf, macs)
 
 
 def check_unused(ctx: CheckContext) -> None:

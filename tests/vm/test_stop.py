@@ -1,0 +1,48 @@
+"""Stopping a guest stops every process of it, and waits until they have let go of their files.
+
+An apply killed while QEMU daemonizes leaves two processes with the guest's command line (the
+parent waiting for the child); the next apply restarts the guest, and a child still running
+holds its TAP device (the new QEMU then fails with EBUSY). The stand-ins here are Python
+processes whose command line is a vnet guest's (`qemu-system-x86_64 ... -name guest=vnet:LAB:NODE`);
+no QMP socket answers, so each is killed by pid.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vnet.mechanisms.qemu import process as qemu
+from vnet.mechanisms.qemu.driver import stop_all
+from vnet.mechanisms.qemu.resources import Vm
+
+StandIns = tuple[str, list[subprocess.Popen[bytes]]]
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StandIns]:
+    monkeypatch.setattr(qemu, "RUN_ROOT", tmp_path / "run")
+    lab = f"st{secrets.token_hex(3)}"
+    argv = [qemu.QEMU, "-c", "import time; time.sleep(120)", "-name", f"{qemu.NAME_PREFIX}{lab}:g1"]
+    processes = [subprocess.Popen(argv, executable=sys.executable) for _ in range(2)]
+    try:
+        yield lab, processes
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+
+
+def test_stop_all_ends_both_processes_of_a_guest(stand_ins: StandIns) -> None:
+    lab, processes = stand_ins
+    found = {vm.pid for vm in qemu.running_vms(lab)}
+    assert found == {p.pid for p in processes}, "both stand-ins are seen as the guest g1"
+    stop_all(Vm(lab, "g1", (), (), False))
+    assert qemu.running_vms(lab) == []
+    for process in processes:  # killed, and a zombie until reaped here: its files are released
+        assert process.wait(5) == -9
