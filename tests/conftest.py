@@ -15,7 +15,8 @@ HOST_TIERS = ("functional", "ovs", "reliability", "vm", "kernel", "netlink", "sr
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     tier = item.path.relative_to(REPO / "tests").parts[0]
-    private = "1" in (os.environ.get("VNET_TEST_SANDBOX"), os.environ.get("VNET_IN_GUEST"))  # a guest kernel is one
+    # a guest kernel (the guest tier) is a private host too
+    private = "1" in (os.environ.get("VNET_TEST_SANDBOX"), os.environ.get("VNET_IN_GUEST"))
     if tier in HOST_TIERS and os.geteuid() == 0 and not private:
         pytest.fail(f"tests/{tier} changes the host's network: run it through ./tools/test.sh or "
                     f"`.venv/bin/python tools/sandbox.py .venv/bin/pytest ...` (private namespaces)",
