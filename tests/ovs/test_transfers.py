@@ -146,6 +146,16 @@ def _udp_from_namespace(namespace: str, address: str, port: int) -> None:
             time.sleep(0.002)
 
 
+def _send_from_guest(proto: str, address: str, port: int) -> str:
+    """The guest's sending script. UDP goes one paced 1000-byte write at a time, like the
+    namespace sender: nc sends what one read of its stdin returns, and a burst from `dd` left
+    16 KiB datagrams (12 IP fragments each) that a busy host dropped whole."""
+    if proto == "tcp":
+        return f"dd if=/dev/zero bs=65536 count={SIZE // 65536} 2>/dev/null | nc -w 10 {address} {port}"
+    paced = f"for i in $(seq {DATAGRAMS}); do dd if=/dev/zero bs=1000 count=1 2>/dev/null; usleep 2000; done"
+    return f"{paced} | nc.openbsd -u -q 1 {address} {port}"
+
+
 def _checksum_off(files: LabFiles, node: str) -> bool:
     vm = next(vm for vm in qemu.running_vms(files.name) if vm.node == node)
     return any("csum=off" in arg for arg in vm.argv if arg.startswith("virtio-net-pci"))
@@ -177,9 +187,7 @@ def test_transfer(lab: tuple[LabFiles, Lab], sender: str, receiver: str, bridge:
     elif sender.startswith("h"):
         _udp_from_namespace(files.namespace(sender), address, port)
     else:
-        tool = (f"nc -w 10 {address} {port}" if proto == "tcp" else f"nc.openbsd -u -q 1 {address} {port}")
-        count = f"bs=65536 count={SIZE // 65536}" if proto == "tcp" else f"bs=1000 count={DATAGRAMS}"
-        _in_guest(_guest(files, sender), f"dd if=/dev/zero {count} 2>/dev/null | {tool}")
+        _in_guest(_guest(files, sender), _send_from_guest(proto, address, port))
     if receiver.startswith("h"):
         received = rx.done()
     else:

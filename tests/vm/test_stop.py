@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,11 +32,23 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stand
     argv = [qemu.QEMU, "-c", "import time; time.sleep(120)", "-name", f"{qemu.NAME_PREFIX}{lab}:g1"]
     processes = [subprocess.Popen(argv, executable=sys.executable) for _ in range(2)]
     try:
+        for process in processes:
+            _wait_exec_done(process.pid)
         yield lab, processes
     finally:
         for process in processes:
             process.kill()
             process.wait(10)
+
+
+def _wait_exec_done(pid: int) -> None:
+    """Popen returns once exec has closed its error pipe, which the kernel does before it sets up
+    the new command line: until then /proc/PID/cmdline reads empty (seen in CI)."""
+    for _ in range(500):
+        if Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        time.sleep(0.01)
+    pytest.fail(f"process {pid} has no command line after 5 s")
 
 
 def test_stop_all_ends_both_processes_of_a_guest(stand_ins: StandIns) -> None:
