@@ -49,12 +49,20 @@ def seed_path(vm: Vm) -> str:
     return drives[0].split(",", 1)[0].removeprefix("file=")
 
 
+STOP_ROUNDS = 5  # scans for a guest's QEMU processes: a parent stopped while it forks leaves a child
+
+
 def stop_all(vm: Vm) -> None:
     """Stop every QEMU process of the guest: an apply killed while QEMU daemonizes leaves two
-    (parent and child, one command line), and the one left running would keep the TAP busy."""
-    for found in qemu.running_vms(vm.lab):
-        if found.node == vm.node:
-            qemu.stop(found)
+    (parent and child, one command line), and the one left running would keep the TAP busy.
+    Scanned again after each round: a parent stopped while it forks leaves a child the first
+    scan did not see (seen in CI: the next QEMU failed with EBUSY on the TAP)."""
+    for _ in range(STOP_ROUNDS):
+        found = [running for running in qemu.running_vms(vm.lab) if running.node == vm.node]
+        if not found:
+            return
+        for running in found:
+            qemu.stop(running)
 
 
 def _ensure_tiny(vms: list[Vm]) -> str | None:
