@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 EX_OK = 0
 EX_VERIFY_FAILED = 1
+EX_USAGE = 2  # click's code for a wrong command line, kept for vnet's own usage errors
 EX_DATAERR = 65
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
@@ -22,6 +23,7 @@ EX_NOPERM = 77
 # which runs the command with `sh -c`) report them: the same mistake, the same code in any node.
 EX_CANNOT_EXECUTE = 126
 EX_COMMAND_NOT_FOUND = 127
+EX_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command Ctrl-C ended
 
 
 class Severity(enum.StrEnum):
@@ -107,6 +109,13 @@ class InputError(VnetError):
     exit_code = EX_DATAERR
 
 
+class UsageError(VnetError):
+    """The command line asks for something that cannot be done as given: options that do not fit
+    together or with the output (a PNG to a terminal, an output file of an unknown type)."""
+
+    exit_code = EX_USAGE
+
+
 class UnavailableError(VnetError):
     """A service, program or kernel feature the lab needs is missing (install or enable it)."""
 
@@ -134,6 +143,19 @@ class LockedError(VnetError):
     """Another vnet process holds the lab's lock."""
 
     exit_code = EX_TEMPFAIL
+
+
+class DetailedPlanError(VnetError):
+    """`plan --detailed-exitcode`: any error exits 1 (2 means "changes"), with its own message."""
+
+    exit_code = EX_VERIFY_FAILED
+
+    def __init__(self, cause: VnetError) -> None:
+        super().__init__(cause.message, cause.hint)
+        self.cause = cause
+
+    def format(self) -> str:
+        return self.cause.format()
 
 
 class NotPermittedError(VnetError):

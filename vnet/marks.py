@@ -29,6 +29,12 @@ def lab_prefix(lab: str) -> str:
     return f"vnet:{lab}:"
 
 
+def within(lab: str, text: str) -> str:
+    """What a mark of the lab names (`h1:eth0` of `vnet:L:h1:eth0:peer`); "" if not the lab's."""
+    prefix = lab_prefix(lab)
+    return text.removeprefix(prefix).removesuffix(":peer") if text.startswith(prefix) else ""
+
+
 def host_name(prefix: str, lab: str, *parts: str) -> str:
     digest = hashlib.blake2b("\0".join((lab, *parts)).encode(), digest_size=6).hexdigest()
     return prefix + digest

@@ -22,13 +22,24 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol
 
 ResourceKey = tuple[str, str]  # (kind, identity)
 HOST = ""  # the host's own network namespace, as a namespace name
 NAMESPACES = "netns"  # where namespace names live, for `occupies` ((NAMESPACES, name))
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One thing `status` shows about a node or one of its interfaces (`mac`, `address`, `pid`).
+    `about`: the origin it belongs to (`h1:eth0`), a resource whose origin it is, or None for
+    the origin of the resource that says it."""
+
+    about: str | ResourceKey | None
+    field: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,26 @@ class Resource:
     def describe(self) -> str:
         return f"{self.kind} {self.key[1]}"
 
+    def origin(self, lab: str) -> str:
+        """What of the topology this comes from (`h1:eth0`, `sw1`, `vm1`), for plans and drift;
+        "" when the resource does not know (then its `origin_key`'s origin is used)."""
+        return ""
+
+    @property
+    def origin_key(self) -> ResourceKey | None:
+        """The resource whose origin this one shares (an address: its device's)."""
+        return None
+
+    @property
+    def carries(self) -> tuple[str, str] | None:
+        """The device (namespace, name) it is put on, when only its name says so (an observed
+        OVS port): it shares the origin of whatever occupies that name."""
+        return None
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        """What `status` shows of it, as observed (MACs, addresses, pids)."""
+        return ()
+
 
 def open_fields(observed: Any, desired: Any) -> Any:
     """`observed` with the fields the desired value leaves open (None) set to None too, also in
@@ -111,6 +142,58 @@ class ObservedState:
     foreign_namespaces: dict[str, str] = field(default_factory=dict)
 
 
+def origin_of(resource: Resource, lab: str, *states: Mapping[ResourceKey, Resource]) -> str:
+    """Where in the topology a resource comes from: its own say, else (a few steps at most) its
+    origin_key's, looked up in `states`."""
+    for _ in range(4):
+        found = resource.origin(lab)
+        following = None if found or resource.origin_key is None else next(
+            (s[resource.origin_key] for s in states if resource.origin_key in s), None)
+        if following is None:
+            return found
+        resource = following
+    return ""
+
+
+def field_value(resource: Resource, dotted: str) -> Any:
+    """A field of a resource by its `differing` name (`tag`, `a.mtu`; `a.place`: netns/name)."""
+    value: Any = resource
+    for part in dotted.split("."):
+        value = f"{value.netns or 'host'}/{value.name}" if part == "place" else getattr(value, part)
+    return value
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+LONG_VALUE = 40  # characters: a longer value (a guest's argv) is shown as what was removed/added
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a resource, as the host has it and as the topology wants it."""
+
+    field: str
+    old: str
+    new: str
+
+    @classmethod
+    def between(cls, dotted: str, observed: Resource, desired: Resource) -> FieldChange:
+        have, want = field_value(observed, dotted), field_value(desired, dotted)
+        old, new = _shown(have), _shown(want)
+        if isinstance(have, tuple) and isinstance(want, tuple) and len(old) + len(new) > 2 * LONG_VALUE:
+            old = " ".join(str(v) for v in have if v not in want) or "-"
+            new = " ".join(str(v) for v in want if v not in have) or "-"
+        return cls(dotted, old, new)
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.old} → {self.new}"
+
+
 class Action(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"
@@ -124,6 +207,8 @@ class Change:
     desired: Resource | None  # for create and update
     observed: Resource | None  # for update and delete
     reason: str
+    differences: tuple[FieldChange, ...] = ()  # of an update or recreate: old -> new per field
+    origin: str = ""  # what of the topology it comes from (node:iface, switch, node), if known
 
     @property
     def resource(self) -> Resource:
@@ -134,11 +219,20 @@ class Change:
     def inverse(self) -> Change:
         """The change that undoes this one (for rollback)."""
         undo = {Action.CREATE: Action.DELETE, Action.DELETE: Action.CREATE, Action.UPDATE: Action.UPDATE}
-        return Change(undo[self.action], self.key, self.observed, self.desired, f"roll back {self.action}")
+        back = tuple(FieldChange(d.field, d.new, d.old) for d in self.differences)
+        return Change(undo[self.action], self.key, self.observed, self.desired, f"roll back {self.action}",
+                      back, self.origin)
+
+    def explained(self) -> str:
+        """The reason with the values: `differs: tag 10 → 20`."""
+        if not self.differences:
+            return self.reason
+        return self.reason.split(":")[0] + ": " + ", ".join(str(d) for d in self.differences)
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action.value, "kind": self.key[0], "name": self.key[1],
-                "reason": self.reason}
+                "origin": self.origin, "reason": self.reason,
+                "differences": [d.to_json() for d in self.differences]}
 
 
 @dataclass(frozen=True)

@@ -49,8 +49,9 @@ def run(*args: str, check: bool = True, env: Mapping[str, str] | None = None,
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a command (no shell) and capture its output; `check` raises with the output shown."""
     full_env = None if env is None else {**os.environ, **env}
+    # stdin /dev/null, not pytest's: `vnet exec` in a VM reads standard input that is no terminal
     done = subprocess.run(list(args), capture_output=True, text=True, env=full_env, timeout=timeout,
-                          check=False)
+                          check=False, stdin=subprocess.DEVNULL)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n"
                              f"stdout: {done.stdout}\nstderr: {done.stderr}")

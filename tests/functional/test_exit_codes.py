@@ -126,18 +126,19 @@ ROWS = [
     Row(NOT_APPLIED, UNAPPLIED, ("exec", "{vm_file}", "v1", "--", "true"), "VM v1 of lab {lab} is not"),
     Row(NOT_APPLIED, UNAPPLIED, ("trace", "{file}", "h1", "h2"), "lab {lab} is not on this host"),
     Row(NOT_APPLIED, UNAPPLIED, ("verify", "{file}"), "lab {lab} is not on this host"),
+    Row(NOT_APPLIED, UNAPPLIED, ("status", "--lab", "{lab}"), "no lab {lab} on this host"),
     Row(NODE_GONE, H1_GONE, ("exec", "{file}", "h1", "--", "true"), "node h1 of lab {lab} is not on"),
     # the command in a node is the node's business: a shell's codes, never 70
     Row(ANSWER, APPLIED, ("exec", "{file}", "h1", "--", "nosuch-command"), "command not found in node h1",
         code=127),
     Row(ANSWER, APPLIED, ("exec", "{file}", "h1", "--", "/etc/passwd"), "cannot run /etc/passwd", code=126),
-    # answers: a routed pair traces; status, plan and destroy of an unapplied lab say so and succeed
+    # answers: a routed pair traces; status FILE, plan and destroy (idempotent) of an unapplied lab
+    # say so and succeed
     Row(ANSWER, APPLIED, ("trace", "{file}", "h1", "h2"), "delivered"),
     Row(ANSWER, APPLIED, ("trace", "{file}", "h2", "h1:eth0"), "(router 198.18.81.1)"),
-    Row(ANSWER, UNAPPLIED, ("status", "--lab", "{lab}"), "nothing on this host"),
     Row(ANSWER, UNAPPLIED, ("status", "{file}"), "changes"),
     Row(ANSWER, UNAPPLIED, ("plan", "{file}"), "to create"),
-    Row(ANSWER, UNAPPLIED, ("destroy", "{file}"), "removed 0 namespaces"),
+    Row(ANSWER, UNAPPLIED, ("destroy", "{file}"), "nothing of it is on this host"),
     Row(ANSWER, UNAPPLIED, ("attach-info", "{file}", "t1"), "lab {lab}, node t1"),
     # partly there is drift, not "not applied": trace and verify report it and exit 1
     Row(DRIFT, H1_GONE, ("trace", "{file}", "h1", "h2"), "not delivered"),
@@ -182,5 +183,6 @@ def test_one_code_per_mistake() -> None:
     assert all(len(found) == 1 for found in codes.values()), codes
     commands = {row.argv[0] for row in ROWS if row.mistake is UNKNOWN_NODE}
     assert commands == {"exec", "trace", "attach-info"}
-    assert {row.argv[0] for row in ROWS if row.mistake is NOT_APPLIED} == {"exec", "trace", "verify"}
+    not_applied = {row.argv[0] for row in ROWS if row.mistake is NOT_APPLIED}
+    assert not_applied == {"exec", "trace", "verify", "status"}
 

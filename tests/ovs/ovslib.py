@@ -40,8 +40,9 @@ OVS_TABLES = ("Bridge", "Port", "Interface")
 def run(*args: str, check: bool = True, timeout: float = 120,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = None if env is None else {**os.environ, **env}
+    # stdin /dev/null, not pytest's: `vnet exec` in a VM reads standard input that is no terminal
     done = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, check=False,
-                          env=full_env)
+                          env=full_env, stdin=subprocess.DEVNULL)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}\n"
                              f"stdout: {done.stdout}\nstderr: {done.stderr}")

@@ -10,8 +10,10 @@ h2's VLAN 20 neighbour: the positive control that makes h2's isolation rows proo
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,6 +112,28 @@ def test_exec_in_vm_shows_its_address(vm_lab: tuple[LabFiles, Lab], ovs: Private
     failed = vnet("exec", str(files.files[-1]), "vm2", "--", "sh", "-c", "echo oops >&2; exit 3",
                   env={"VNET_OVSDB": ovs.remote})
     assert failed.returncode == 3 and "oops" in failed.stderr
+
+
+def test_status_shows_each_guest_and_pgrep_finds_it(vm_lab: tuple[LabFiles, Lab], ovs: PrivateOvs) -> None:
+    files, lab = vm_lab
+    done = vnet("status", str(files.files[-1]), "--json", env={"VNET_OVSDB": ovs.remote})
+    assert done.returncode == 0, done.stderr
+    nodes = {n["name"]: n for n in json.loads(done.stdout)[0]["nodes"]}
+    for vm in qemu.running_vms(lab.name):
+        shown = nodes[vm.node]
+        assert shown["kind"] == "vm" and shown["facts"]["pid"] == [str(vm.pid)]
+        assert shown["facts"]["accel"] == [dict(itertools.pairwise(vm.argv))["-accel"]]
+        assert Path(shown["facts"]["serial log"][0]).is_file()
+        [eth0] = shown["interfaces"]
+        [tap] = eth0["facts"]["tap"]
+        assert f"ifname={tap}," in " ".join(vm.argv)
+        nic = next(a for a in vm.argv if a.startswith("virtio-net-pci"))
+        assert f"mac={eth0['facts']['mac'][0]}" in nic
+        # `pgrep qemu` and `ps` see the guest under its node's name
+        assert Path(f"/proc/{vm.pid}/comm").read_text().strip() == f"qemu-{vm.node}"
+        found = subprocess.run(["pgrep", "-x", f"qemu-{vm.node}"], check=True, capture_output=True, text=True)
+        assert str(vm.pid) in found.stdout.split()
+    assert nodes["vm1"]["interfaces"][0]["facts"]["vlan"] == ["10"]  # its OVS access port
 
 
 def test_killed_vm_is_drift_and_apply_restarts_it(vm_lab: tuple[LabFiles, Lab], ovs: PrivateOvs) -> None:

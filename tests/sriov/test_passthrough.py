@@ -29,7 +29,7 @@ from .fakes import FakeLinks
 from .rig import PF, Rig
 
 LAB = "pt1"
-ARGV = ("qemu-system-x86_64", "-name", f"guest=vnet:{LAB}:vm1,process=vnet-vm1",
+ARGV = ("qemu-system-x86_64", "-name", f"guest=vnet:{LAB}:vm1,process=qemu-vm1",
         "-device", "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,id=nic0",
         *qemu.vfio_args([f"{PF}/vf1"]))
 

@@ -1,4 +1,5 @@
-"""The `vnet` command: validate, graph, schema, --version; output formats and exit codes (design §5).
+"""The `vnet` command: validate, graph, schema, --version; output formats and exit codes (README:
+Commands).
 
 Most tests run `vnet.cli.main` in-process (fast); a few run the installed `.venv/bin/vnet` as a
 subprocess to prove the real entry point, e.g. the exit code 69 when Graphviz is not on PATH.
@@ -162,10 +163,12 @@ def test_graph_dot(capsys: pytest.CaptureFixture[str], good: str) -> None:
     assert result.code == 0
     dot = result.out
     assert dot.startswith('graph "good" {')
-    for fragment in ('"sw1" [shape=box', 'label="sw1\\novs"', 'label="br0\\nlinux"', 'label="h1\\nnetns"',
-                     'label="vm1\\nvm"', '"h1" -- "sw1" [label="h1:eth0\\n10.0.0.1/24\\nvlan 10"]',
-                     '"vm1" -- "sw1" [label="vm1:eth0\\n10.10.0.1/24\\nvlan 10"]',
-                     '"sw1" -- "br0" [label="trunk 10,20"]'):
+    # nodes are tables with a row (a port) per interface; MACs and colours: test_graph_render.py
+    for fragment in ('"sw1" [shape=box', 'label="sw1\\novs"', 'label="br0\\nlinux"',
+                     '<b>h1</b> <font point-size="9">netns</font>',
+                     '<b>vm1</b> <font point-size="9">vm</font>', '<td port="if-eth0"', '10.0.0.1/24',
+                     '10.10.0.1/24', '"h1":"if-eth0" -- "sw1" [', '"vm1":"if-eth0" -- "sw1" [',
+                     'label="vlan 10"', '"sw1" -- "br0" [', 'label="trunk 10,20"'):
         assert fragment in dot
     assert dot.rstrip().endswith("}")
 
@@ -177,8 +180,9 @@ def test_graph_mermaid(capsys: pytest.CaptureFixture[str], good: str) -> None:
     assert lines[0] == "graph LR"
     assert '  v2["sw1<br/>ovs"]' in lines
     assert '  v0["br0<br/>linux"]' in lines
-    assert '  v1("h1<br/>netns")' in lines
-    assert '  v1 ---|"h1:eth0<br/>10.0.0.1/24<br/>vlan 10"| v2' in lines
+    h1 = next(line for line in lines if line.startswith('  v1("h1<br/>netns<br/>eth0 '))
+    assert h1.endswith(' 10.0.0.1/24")')  # name, kind, then each interface: name, MAC, addresses
+    assert '  v1 ---|"h1:eth0<br/>vlan 10"| v2' in lines
     assert '  v2 ---|"trunk 10,20"| v0' in lines
 
 
@@ -286,3 +290,15 @@ def test_installed_entry_point(good: str, bad: str) -> None:
     version = subprocess.run([*VNET_CMD, "--version"], capture_output=True, text=True, timeout=60,
                              check=False)
     assert (version.returncode, version.stdout) == (0, f"vnet, version {__version__}\n")
+
+
+def test_status_table_prints_values_as_they_are(capsys: pytest.CaptureFixture[str]) -> None:
+    """A MAC holds rich's emoji codes (`:ab:`) and an address may hold `[`: printed unchanged."""
+    from vnet.cli.lab import _node_table  # noqa: PLC0415
+    from vnet.cli.output import console  # noqa: PLC0415
+
+    row = {"lab": "t", "nodes": [{"name": "h1", "kind": "netns", "facts": {"route": ["[x] via y"]},
+                                  "interfaces": [{"name": "eth0", "facts": {"mac": ["26:50:90:ab:6a:e8"]}}]}]}
+    console.print(_node_table(row))
+    shown = capsys.readouterr().out
+    assert "26:50:90:ab:6a:e8" in shown and "[x] via y" in shown, shown

@@ -56,7 +56,7 @@ def test_vm_argv_has_taps_macs_memory_and_the_guest_config(tmp_path: Path) -> No
     vm = _vm(desired, "vm1")
     argv = vm.argv
     assert argv[0] == "/usr/bin/qemu-system-x86_64"
-    assert _option(argv, "-name") == ["guest=vnet:vmc:vm1,process=vnet-vm1"]
+    assert _option(argv, "-name") == ["guest=vnet:vmc:vm1,process=qemu-vm1"]
     assert _option(argv, "-m") == ["96"] and _option(argv, "-smp") == ["2"]
     assert _option(argv, "-accel") == ["tcg"]
     taps = [r for r in desired.resources.values() if isinstance(r, Tap)]

@@ -16,7 +16,7 @@ ROOT = Path(vnet.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("vnet.errors", "vnet.netlink", "vnet.marks"),
     ("vnet.topology",),
-    ("vnet.resources",),
+    ("vnet.resources", "vnet.progress", "vnet.interrupt"),
     ("vnet.host", "vnet.vm"),
     ("vnet.mechanisms.base",),
     *((f"vnet.mechanisms.{m.name}",) for m in MECHANISMS),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import vnet
@@ -9,6 +10,7 @@ from vnet.mechanisms.base import HostFacts
 from vnet.mechanisms.kernel.resources import Address, DeviceEnd, LinuxBridge, Netns, VethPair
 from vnet.mechanisms.ovs.compile import OvsFacts
 from vnet.mechanisms.ovs.resources import OvsBridge, OvsPort
+from vnet.mechanisms.qemu.resources import Vm
 from vnet.pipeline.compile import compile_lab
 from vnet.pipeline.plan import make_plan
 from vnet.resources import HOST, Action, Change, DesiredState, ObservedState, Resource, ResourceKey
@@ -121,3 +123,31 @@ def test_compile_names_fit_ifnamsiz_and_are_stable(tmp_path: Path) -> None:
     peer = next(r for r in first.resources.values() if isinstance(r, VethPair) and r.a.netns != HOST)
     assert peer.a.alias == "vnet:naming:a-very-long-node-name:eth0"
     assert peer.b.alias.endswith(":peer") and peer.b.master == "nm-br"
+
+
+def test_changes_say_where_they_come_from_and_the_values() -> None:
+    port = OvsPort("ovsb", "vnabc", tag=10, device_key=PAIR.key)
+    moved = OvsPort("ovsb", "vnabc", tag=20, device_key=PAIR.key)
+    [update] = plan((NS, PAIR, OvsBridge("ovsb", "netdev"), moved),
+                    (NS, PAIR, OvsBridge("ovsb", "netdev"), port))
+    assert update.action is Action.UPDATE and update.origin == "h1:eth0"  # through its device
+    assert [(d.field, d.old, d.new) for d in update.differences] == [("tag", "10", "20")]
+    assert update.explained() == "differs: tag 10 → 20"
+    assert update.to_json()["differences"] == [{"field": "tag", "old": "10", "new": "20"}]
+    assert update.inverse().differences[0].new == "10"  # a rollback goes back
+    # an end's field by its dotted name; an address follows its device; a namespace is its node
+    thin = dataclasses.replace(PAIR, a=dataclasses.replace(PAIR.a, mtu=9000))
+    [veth] = plan((NS, thin, ADDR), (NS, PAIR, ADDR))
+    assert veth.explained() == "differs: a.mtu 1500 → 9000"
+    [created] = plan((NS, PAIR, ADDR), (NS, PAIR))
+    assert created.origin == "h1:eth0"
+    assert plan((NS,), ())[0].origin == "h1" and plan((BR,), ())[0].origin == "tbr"
+
+
+def test_long_values_show_what_was_removed_and_added() -> None:
+    argv = tuple(f"-option{k}" for k in range(20))
+    old = Vm("t", "vm1", argv)
+    new = Vm("t", "vm1", (*argv[:-1], "-changed"))
+    [stop, _] = plan((new,), (old,))
+    assert stop.origin == "vm1" and stop.reason.startswith("restart")
+    assert stop.explained() == "restart: argv -option19 → -changed"

@@ -9,6 +9,7 @@ Each test starts its own qemu-ga as a subprocess and kills it by pid afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 from hanglib import HANG, returns
 
-from vnet.vm.agent import AgentError, GuestAgent, GuestResult
+from vnet.vm.agent import MAX_INPUT, AgentError, GuestAgent, GuestResult
 from vnet.vm.qga import QGA_PORT_NAME, QgaAgent, qga_qemu_args
 
 QEMU_GA = shutil.which("qemu-ga") or "/usr/sbin/qemu-ga"
@@ -96,7 +97,7 @@ def test_same_interface_as_the_tiny_agent() -> None:
 
 @needs_qemu_ga
 def test_echo(agent: QgaAgent) -> None:
-    assert agent.run(["echo", "hello", "world"]) == GuestResult(0, "hello world\n", "")
+    assert agent.run(["echo", "hello", "world"]) == GuestResult(0, b"hello world\n", b"")
 
 
 @needs_qemu_ga
@@ -109,7 +110,7 @@ def test_a_failing_command(agent: QgaAgent) -> None:
 @needs_qemu_ga
 def test_stdout_stderr_and_status(agent: QgaAgent) -> None:
     result = agent.run(["sh", "-c", "printf 'out\\n'; printf 'héllo err\\n' >&2; exit 3"])
-    assert result == GuestResult(3, "out\n", "héllo err\n")
+    assert result == GuestResult(3, b"out\n", "héllo err\n".encode())
 
 
 @needs_qemu_ga
@@ -193,6 +194,16 @@ def test_many_commands_on_one_connection_and_reconnects(qga_socket: Path) -> Non
 def test_large_output(agent: QgaAgent) -> None:
     result = agent.run(["head", "-c", "300000", "/dev/zero"], timeout=30)
     assert result.returncode == 0 and len(result.stdout) == 300000
+
+
+@needs_qemu_ga
+def test_standard_input(agent: QgaAgent) -> None:
+    data = b"line one\n" + bytes(range(256)) * 400  # binary: base64 in input-data
+    assert agent.run(["sha256sum"], stdin=data).stdout.split()[0] == hashlib.sha256(data).hexdigest()
+    assert agent.run(["cat"], stdin=b"echoed\n").stdout == "echoed\n"
+    assert agent.run(["wc", "-c"]).stdout.split() == ["0"]  # no input given: none
+    with pytest.raises(ValueError, match="at most"):
+        agent.run(["cat"], stdin=b"x" * (MAX_INPUT + 1))
 
 
 def test_wait_ready_times_out_without_an_agent(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The `vnet` command: the only package that prints or exits (exit codes: README, "Exit codes").
 
-app.py holds the command group and the file-only commands; lab.py the lab verbs; host.py the
-host's services and checks. Each registers its commands on the group when imported.
+app.py holds the command group and the file-only commands; lab.py the lab verbs; node.py the
+commands about one node; host.py the host's services and checks; output.py what they share.
+Each registers its commands on the group when imported.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from vnet.cli import host, lab  # noqa: F401  (they register their commands)
+from vnet.cli import host, lab, node  # noqa: F401  (they register their commands)
 from vnet.cli.app import cli
 from vnet.errors import EX_SOFTWARE, VnetError
 
@@ -29,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        # `plan --detailed-exitcode` keeps 2 for "changes": a usage error there is an error (1)
+        sys.exit(1 if "--detailed-exitcode" in (sys.argv[1:] if argv is None else argv) else exc.exit_code)
     except VnetError as exc:
         click.echo(exc.format(), err=True)
         sys.exit(exc.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -10,10 +11,9 @@ from typing import Any
 import click
 
 from vnet import __version__
-from vnet.errors import EX_DATAERR, Diagnostic, TopologyError
+from vnet.errors import EX_DATAERR, Diagnostic, TopologyError, UsageError
 from vnet.topology import diagnose, load
-from vnet.topology.model import Topology
-from vnet.topology.render import FORMATS
+from vnet.topology.render import BINARY_FORMATS, FORMATS, SUFFIXES
 
 
 def _echo_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
@@ -56,16 +56,37 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
         sys.exit(EX_DATAERR)
 
 
+def _graph_format(fmt: str | None, output: str | None) -> str:
+    """An explicit --format; else the one `-o`'s suffix names; else DOT."""
+    if fmt is not None:
+        return fmt
+    if output is None:
+        return "dot"
+    suffix = os.path.splitext(output)[1].lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"cannot tell the format of {output!r} from its suffix {suffix or '(none)'} "
+                         f"(known: {', '.join(SUFFIXES)})",
+                         f"end the file name in one of those, or give --format {'|'.join(FORMATS)}")
+    return SUFFIXES[suffix]
+
+
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="dot",
-              show_default=True, help="Output format (svg and png need Graphviz `dot`).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: from -o's suffix .dot/.gv, .mmd, .svg, .png; else dot). "
+                   "svg and png need Graphviz `dot`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not to stdout.")
-def graph(file: str, fmt: str, output: str | None) -> None:
-    """Draw the lab in FILE: switches, nodes, links, VLANs and addresses."""
+def graph(file: str, fmt: str | None, output: str | None) -> None:
+    """Draw the lab in FILE: switches, nodes with their interfaces' MACs and addresses, links
+    coloured by VLAN, L2 segments tinted."""
     from vnet.topology.graph import build_graph  # noqa: PLC0415 (networkx: only when drawing)
     from vnet.topology.render import RENDERERS  # noqa: PLC0415
 
+    fmt = _graph_format(fmt, output)
+    if output is None and fmt in BINARY_FORMATS and sys.stdout.isatty():  # before any work
+        raise UsageError(f"refusing to write {fmt} (binary) to a terminal",
+                         f"write it to a file with -o lab.{fmt}, or pipe it: "
+                         f"vnet graph --format {fmt} {file} | display")
     data = RENDERERS[fmt](build_graph(load(file)))
     if output is None:
         sys.stdout.buffer.write(data)
@@ -78,6 +99,8 @@ def graph(file: str, fmt: str, output: str | None) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the topology format (for editors' YAML language servers)."""
+    from vnet.topology.model import Topology  # noqa: PLC0415 (pydantic: not for every command)
+
     document = Topology.model_json_schema(by_alias=True, mode="validation")
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     click.echo(json.dumps(document, indent=2, sort_keys=True))

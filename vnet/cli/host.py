@@ -1,4 +1,5 @@
-"""`vnet host check`: what this host can do for labs, guests, passthrough and SR-IOV."""
+"""`vnet host check` (what this host can do for labs, guests, passthrough and SR-IOV) and
+`vnet ovs` (the Open vSwitch daemons vnet manages)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 import click
 
 from vnet.cli.app import cli
+from vnet.cli.output import console, print_json
+from vnet.host import netns
 
 _COLOUR = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "N/A": "bright_black"}
 
@@ -41,3 +44,46 @@ def check(as_json: bool, root: str) -> None:
         click.echo(f"error: {failure.name} is needed by every lab: {failure.evidence}", err=True)
     if report.exit_code:
         sys.exit(report.exit_code)
+
+
+@cli.group()
+def ovs() -> None:
+    """Open vSwitch daemons that vnet manages (the system instance)."""
+
+
+@ovs.command(name="start")
+def ovs_start() -> None:
+    """Start ovsdb-server and ovs-vswitchd unless the system OVSDB already answers."""
+    from vnet.host import ovs_daemon  # noqa: PLC0415 (sockets, processes: not for `vnet --help`)
+
+    netns.require_root()
+    paths = ovs_daemon.OvsPaths.system()
+    if ovs_daemon.ensure_running(paths):
+        console.print(f"started Open vSwitch: {paths.socket}")
+    else:
+        console.print(f"Open vSwitch already answers on {paths.socket}")
+
+
+@ovs.command(name="stop")
+def ovs_stop() -> None:
+    """Stop the OVS daemons vnet started (never others)."""
+    from vnet.host import ovs_daemon  # noqa: PLC0415 (as in ovs_start)
+
+    netns.require_root()
+    stopped = ovs_daemon.stop(ovs_daemon.OvsPaths.system())
+    console.print(f"stopped pids {', '.join(map(str, stopped))}" if stopped
+                  else "no OVS daemons started by vnet are running")
+
+
+@ovs.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def ovs_status(as_json: bool) -> None:
+    """Whether the system OVSDB answers and which daemons vnet manages."""
+    from vnet.host import ovs_daemon  # noqa: PLC0415 (as in ovs_start)
+
+    state = ovs_daemon.status(ovs_daemon.OvsPaths.system())
+    if as_json:
+        print_json(state)
+    else:
+        for key, value in state.items():
+            console.print(f"{key}: {value}")

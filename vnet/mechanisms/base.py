@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from vnet.errors import UnavailableError
+from vnet.interrupt import Interrupt
+from vnet.progress import Progress
 from vnet.resources import DesiredState, Driver, ObservedState, Resource, ResourceKey
 from vnet.topology.lab import Lab, LinkInfo
 from vnet.topology.names import Endpoint, SwitchEnd
@@ -99,6 +101,14 @@ class Context(Protocol):
     notices: list[str]
     teardown: bool  # observing for destroy: what goes with its namespace need not be read
 
+    @property
+    def progress(self) -> Progress:
+        """Where a driver reports what it works on (guests booting)."""
+
+    @property
+    def interrupt(self) -> Interrupt:
+        """A driver's long wait stops when `interrupt.stop` (it is a safe point)."""
+
     def connection(self, name: str, make: Callable[[], T]) -> T:
         """A connection kept for the session (closed with it when it has `close`)."""
 
@@ -153,6 +163,10 @@ class Mechanism(Protocol):
     def labs(self, ctx: Context) -> set[str]:
         """Labs that have objects of this mechanism on the host."""
 
+    def holders(self, observed: ObservedState) -> dict[int, list[str]]:
+        """Processes that hold the lab's objects of this mechanism (pid -> what): destroying
+        those objects cuts them off (a guest on a TAP)."""
+
 
 class BaseMechanism:
     """Defaults for the optional parts of a mechanism."""
@@ -181,3 +195,6 @@ class BaseMechanism:
 
     def labs(self, ctx: Context) -> set[str]:
         return set()
+
+    def holders(self, observed: ObservedState) -> dict[int, list[str]]:
+        return {}

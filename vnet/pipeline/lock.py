@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from vnet.errors import InputError, LockedError
@@ -47,8 +47,9 @@ def _is_current(fd: int, path: str) -> bool:
 
 @contextmanager
 def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0,
-             remove: bool = False) -> Iterator[None]:
-    """Hold the lab's lock; without `wait`, LockedError (exit 75) if another vnet holds it.
+             remove: bool = False, waiting: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold the lab's lock; without `wait`, LockedError (exit 75) if another vnet holds it
+    (with it, `waiting()` once, when the wait begins: a caller may say so).
 
     `remove=True` (destroy) deletes the lock file on the way out, while still holding it, so a
     destroyed lab leaves nothing in RUN_DIR. Whoever then gets the lock on the removed file
@@ -56,6 +57,7 @@ def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0,
     os.makedirs(RUN_DIR, mode=0o755, exist_ok=True)
     path = os.path.join(RUN_DIR, f"{check_lab_name(lab)}.lock")
     deadline = time.monotonic() + timeout
+    told = False
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -65,6 +67,9 @@ def lab_lock(lab: str, wait: bool = False, timeout: float = 600.0,
             if not wait or time.monotonic() > deadline:
                 raise LockedError(f"another vnet process is changing lab {lab}",
                                   "wait for it to finish, or pass --wait") from None
+            if not told:
+                waiting()
+                told = True
             time.sleep(0.05)
             continue
         if _is_current(fd, path):

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from vnet.host import ovs_daemon
+from vnet.interrupt import Interrupt
 from vnet.mechanisms.kernel.host import KernelHost
 from vnet.mechanisms.kernel.observe import kernel_host
+from vnet.progress import Progress, ignore
 
 T = TypeVar("T")
 SYSTEM_OVSDB = ovs_daemon.OvsPaths.system().remote
@@ -28,6 +30,8 @@ class Session:
     ovsdb: str = field(default_factory=default_ovsdb)
     notices: list[str] = field(default_factory=list)
     teardown: bool = False  # observing for destroy: what goes with its namespace is not read
+    progress: Progress = ignore  # the caller's, for what drivers report (guests booting)
+    interrupt: Interrupt = field(default_factory=Interrupt)  # read by drivers' long waits
     _connections: dict[str, Any] = field(default_factory=dict)
     _scratch: dict[str, Any] = field(default_factory=dict)
 

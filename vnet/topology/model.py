@@ -71,7 +71,9 @@ Memory = Annotated[StrictInt, BeforeValidator(memory_mib), Field(ge=32, le=1_048
 class Spec(BaseModel):
     """Base of every topology object: unknown keys are errors, values never change after load."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a validator is built when a class is first validated (the loader validates each
+    # entry on its own), not at import: the whole Topology's is never needed to load a file.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 # --- switches ---------------------------------------------------------------------------------

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import Any
 
 from vnet.topology.lab import InterfaceKey, Lab, LinkInfo
 from vnet.topology.model import LinuxSwitch, OvsSwitch, SwitchBase
 from vnet.topology.names import Endpoint, MacvlanEnd, NodeEnd, SwitchEnd, TunnelEnd
 
 Tag = int | None
+Vertex = tuple[Any, ...]  # ("if", node, iface), ("dom", switch, tag), ("wire", ...), ("vf", pf, vf)
 LINUX_DEFAULT_PVID = 1
 
 
@@ -81,13 +81,45 @@ def _universe(links: Iterable[LinkInfo]) -> list[Tag]:
     return [None, *sorted(tags)]
 
 
+class _Components:
+    """Connected components, by union-find: every load computes the segments, and networkx
+    takes ~0.1 s to import (a third of a no-op `vnet plan`)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[Vertex, Vertex] = {}
+
+    def add_node(self, vertex: Vertex) -> None:
+        self.parent.setdefault(vertex, vertex)
+
+    def find(self, vertex: Vertex) -> Vertex:
+        self.add_node(vertex)
+        root = vertex
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while vertex != root:  # path compression: point the whole way at the root
+            self.parent[vertex], vertex = root, self.parent[vertex]
+        return root
+
+    def add_edge(self, a: Vertex, b: Vertex) -> bool:
+        """Join a's and b's components; False if they were one already (the edge closes a cycle)."""
+        root_a, root_b = self.find(a), self.find(b)
+        self.parent[root_a] = root_b
+        return root_a != root_b
+
+    def components(self) -> list[set[Vertex]]:
+        groups: dict[Vertex, set[Vertex]] = {}
+        for vertex in self.parent:
+            groups.setdefault(self.find(vertex), set()).add(vertex)
+        return list(groups.values())
+
+
 class _SegmentBuilder:
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.universe = _universe(lab.links)
-        self.graph: nx.Graph = nx.Graph()
+        self.graph = _Components()
 
-    def vertex(self, end: Endpoint, link: LinkInfo, other: Endpoint) -> tuple[object, ...] | None:
+    def vertex(self, end: Endpoint, link: LinkInfo, other: Endpoint) -> Vertex | None:
         """The vertex an untagged frame from `other` enters at `end`."""
         if isinstance(end, NodeEnd):
             return ("if", end.node, end.iface)
@@ -125,7 +157,7 @@ class _SegmentBuilder:
 
     def segments(self) -> list[Segment]:
         out: list[Segment] = []
-        for component in nx.connected_components(self.graph):
+        for component in self.graph.components():
             interfaces = sorted((v[1], v[2]) for v in component if v[0] == "if")
             if not interfaces:
                 continue
@@ -138,8 +170,7 @@ class _SegmentBuilder:
         return sorted(out, key=lambda s: s.name)
 
 
-def _name(interfaces: list[InterfaceKey], domains: list[tuple[str, Tag]],
-          component: set[tuple[object, ...]]) -> str:
+def _name(interfaces: list[InterfaceKey], domains: list[tuple[str, Tag]], component: set[Vertex]) -> str:
     if domains:
         switch, tag = domains[0]
         return switch if tag is None else f"{switch}.{tag}"
@@ -149,7 +180,7 @@ def _name(interfaces: list[InterfaceKey], domains: list[tuple[str, Tag]],
     return "--".join(f"{node}:{iface}" for node, iface in interfaces)
 
 
-def _wire_name(vertex: tuple[object, ...]) -> str:
+def _wire_name(vertex: Vertex) -> str:
     where = str(vertex[1]) if ":" in str(vertex[1]) else f"sriov:{vertex[1]}"
     return where if vertex[2] is None else f"{where}.{vertex[2]}"
 
@@ -182,7 +213,7 @@ def l2_loops(switches: Mapping[str, SwitchBase], links: Sequence[LinkInfo]) -> l
     loop whatever its VLANs. Loops through the outside world (legacy VFs' uplinks, tunnels,
     macvlan parents) are not in the file and not found."""
     universe = _universe(links)
-    graph: nx.Graph = nx.Graph()
+    edges: list[tuple[Vertex, Vertex]] = []
     for link in links:
         a, b = link.ends
         if not (isinstance(a, SwitchEnd) and isinstance(b, SwitchEnd)):
@@ -192,8 +223,13 @@ def l2_loops(switches: Mapping[str, SwitchBase], links: Sequence[LinkInfo]) -> l
         pairs = {(("dom", a.name, map_a[w]), ("dom", b.name, map_b[w])) for w in map_a.keys() & map_b.keys()}
         for pair in pairs:
             middle = ("link", link.index, *pair)
-            graph.add_edge(pair[0], middle)
-            graph.add_edge(middle, pair[1])
+            edges += [(pair[0], middle), (middle, pair[1])]
+    forest = _Components()
+    if all(forest.add_edge(u, v) for u, v in edges):  # no cycle (most labs): no loop, no networkx
+        return []
+    import networkx as nx  # noqa: PLC0415 (slow to import: see _Components)
+
+    graph: nx.Graph = nx.Graph(edges)
     found: dict[tuple[int, ...], tuple[set[str], set[Tag]]] = {}
     for component in nx.biconnected_components(graph):
         if len(component) < 3:  # one edge (half of a link): not on any cycle

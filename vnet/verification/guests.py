@@ -67,7 +67,8 @@ class GuestChannel(Protocol):
 
     def wait_ready(self, timeout: float) -> None: ...
 
-    def run(self, argv: Sequence[str], timeout: float = 30.0) -> GuestResult: ...
+    def run(self, argv: Sequence[str], timeout: float = 30.0, stdin: bytes | None = None,
+            grace: float = 0.0) -> GuestResult: ...
 
 
 def is_tiny(lab: Lab, node: str) -> bool:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
+from vnet.progress import ProbesAnswered, Progress, ignore
 from vnet.resources import Change
 from vnet.topology.graph import LabGraph
 from vnet.topology.lab import Lab
@@ -37,7 +38,7 @@ from vnet.verification.sends import Listening, ProbeKind, Receipts, Send
 
 PROBE_KINDS: dict[str, ProbeKind] = {
     "netns": ProbeKind(namespaces.present, namespaces.send, namespaces.listen),
-    "vm": ProbeKind(guests.vm_running, guests.send_from_vms, guests.listen_on_vms),
+    "vm": ProbeKind(guests.vm_running, guests.send_from_vms, guests.listen_on_vms, per_node=True),
 }
 RETRIES = 2  # extra rounds for rows that must reach and did not
 REACHED = frozenset({"reach", "open"})
@@ -108,17 +109,38 @@ def _listenings(lab: Lab, rows: Sequence[Probe]) -> dict[str, list[Listening]]:
     return out
 
 
-def _send_all(lab: Lab, sends: Sequence[Send], timeout: float) -> dict[Send, Answer]:
-    """Every kind's sends through its runner, all kinds at once."""
-    by_kind: dict[str, list[Send]] = {}
+def _send_all(lab: Lab, sends: Sequence[Send], timeout: float,
+              answered: Callable[[int], None] = lambda _: None) -> dict[Send, Answer]:
+    """Every kind's sends through its runner, all kinds at once (a `per_node` kind's node by
+    node); `answered(n)` as each batch of n answers comes back."""
+    batches: dict[tuple[str, str], list[Send]] = {}
     for send in dict.fromkeys(sends):
-        by_kind.setdefault(lab.topology.nodes[send.node].kind, []).append(send)
-    with ThreadPoolExecutor(max_workers=max(1, len(by_kind))) as pool:
-        found = pool.map(lambda item: PROBE_KINDS[item[0]].send(lab, item[1], timeout), by_kind.items())
-        return {send: answer for answers in found for send, answer in answers.items()}
+        kind = lab.topology.nodes[send.node].kind
+        batches.setdefault((kind, send.node if PROBE_KINDS[kind].per_node else ""), []).append(send)
+    found: dict[Send, Answer] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(batches))) as pool:
+        running = [pool.submit(PROBE_KINDS[kind].send, lab, batch, timeout)
+                   for (kind, _), batch in batches.items()]
+        for future in as_completed(running):
+            answers = future.result()
+            found.update(answers)
+            answered(len(answers))
+    return found
 
 
-def prove(graph: LabGraph, timeout: float = 1.5) -> list[ProbeOutcome]:
+def _round(lab: Lab, sends: Sequence[Send], timeout: float, number: int,
+           progress: Progress) -> dict[Send, Answer]:
+    """One round of sends, reported as its answers come back."""
+    total, done = len(dict.fromkeys(sends)), [0]
+    progress(ProbesAnswered(0, total, number))
+
+    def answered(count: int) -> None:
+        done[0] += count
+        progress(ProbesAnswered(done[0], total, number))
+    return _send_all(lab, sends, timeout, answered)
+
+
+def prove(graph: LabGraph, timeout: float = 1.5, progress: Progress = ignore) -> list[ProbeOutcome]:
     lab = graph.lab
     rows = graph.expectations()
     sends = _sends(rows, secrets.token_hex(4))
@@ -128,14 +150,14 @@ def prove(graph: LabGraph, timeout: float = 1.5) -> list[ProbeOutcome]:
     with contextlib.ExitStack() as stack:
         receipts: list[Receipts] = [stack.enter_context(PROBE_KINDS[kind].listen(lab, wanted))
                                     for kind, wanted in _listenings(lab, rows).items()]
-        answers = _send_all(lab, list(runnable.values()), timeout)
-        for _ in range(RETRIES):
+        answers = _round(lab, list(runnable.values()), timeout, 0, progress)
+        for number in range(1, RETRIES + 1):
             got = {token for read in receipts for token in read()}
             again = [s for k, s in runnable.items()
                      if rows[k].reach and _observed(s, answers[s], got) not in REACHED]
             if not again:
                 break
-            answers.update(_send_all(lab, again, timeout))
+            answers.update(_round(lab, again, timeout, number, progress))
         got = {token for read in receipts for token in read()}
     outcomes = [_outcome(lab, p, sends[k], answers.get(sends[k]), got, present) for k, p in enumerate(rows)]
     return _with_controls(outcomes)

@@ -46,3 +46,6 @@ class ProbeKind:
     present: Callable[[Lab, str], bool]  # the node runs on this host (its namespace, its QEMU)
     send: Callable[[Lab, Sequence[Send], float], dict[Send, Answer]]
     listen: Callable[[Lab, Sequence[Listening]], contextlib.AbstractContextManager[Receipts]]
+    # Its nodes answer independently (a VM each through its agent): sent node by node, so that
+    # verify's progress counts each as it answers. False: one call for all (one epoll loop).
+    per_node: bool = False

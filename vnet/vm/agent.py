@@ -4,12 +4,16 @@ Channel: QEMU exposes a UNIX socket (chardev `socket,server=on,wait=off`) wired 
 port `org.vnet.agent`; the guest's /init (vnet/vm/guest/init) serves it. Line protocol:
 
     host -> guest   <id> <base64 command line> <timeout s>\\n
+                    or, with standard input, <id> <base64 command line> <timeout s> <n> <sha256>\\n
+                    then the input in base64 (n characters, their sha256 in hex) and \\n
     guest -> host   <id> <returncode> <base64 stdout> <base64 stderr>\\n   ("-" for empty output)
 
-The guest runs the command with `sh -c`, stdin /dev/null, and kills it after <timeout> seconds (so a
-hung command cannot block the single-threaded agent for the next client). The timeout field is
-required: a request cut short by a disconnect loses it and the guest ignores the line instead of
-running a truncated command. Empty lines are keep-alives and are skipped.
+The guest runs the command with `sh -c`, stdin the input (else /dev/null), and kills it after
+<timeout> seconds (so a hung command cannot block the single-threaded agent for the next client).
+The timeout field is required: a request cut short by a disconnect loses it and the guest ignores
+the line instead of running a truncated command; input runs only with the announced length and
+hash, and as one base64 word it can never parse as a request. It is sent whole before the command
+starts (not a stream), at most MAX_INPUT bytes. Empty lines are keep-alives and are skipped.
 
 Reconnects (measured with QEMU 7.2 and Debian's 6.1 kernel): QEMU's chardev server serves one client
 at a time; a second client's connect() succeeds at once but waits in the listen backlog, unanswered,
@@ -25,13 +29,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import os
 import secrets
 import shlex
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -44,14 +49,29 @@ SERIAL_BUS_ID = "vnetagentbus"
 SUN_PATH_MAX = 107  # bytes of a UNIX socket path, without the NUL
 REFUSED_GRACE = 5.0  # s of ECONNREFUSED on an existing socket before deciding that QEMU is gone
 PING_INTERVAL = 2.0  # wait_ready repeats its probe: one sent while the agent restarts may be lost
+CANCEL_POLL = 0.1  # s: how often wait_ready asks whether to stop waiting (an interrupted apply)
 READ_CHUNK = 1 << 20
+# Standard input of one command: the guest holds it in RAM (twice while decoding it), so a bound
+# a small guest takes; qemu-guest-agent gets the same (one JSON string on one line).
+MAX_INPUT = 8 << 20
 
 
 @dataclass(frozen=True)
 class GuestResult:
+    """A command's exit status and output as the guest gave them: bytes (a binary's output
+    passes whole); `stdout`/`stderr` are the text."""
+
     returncode: int
-    stdout: str
-    stderr: str
+    out: bytes
+    err: bytes
+
+    @property
+    def stdout(self) -> str:
+        return self.out.decode("utf-8", "replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.err.decode("utf-8", "replace")
 
 
 class AgentError(UnavailableError):
@@ -75,10 +95,10 @@ def agent_qemu_args(socket_path: Path) -> list[str]:
     ]
 
 
-def _decode_field(field: bytes) -> str:
+def _decode_field(field: bytes) -> bytes:
     if field == b"-":
-        return ""
-    return base64.b64decode(field, validate=True).decode("utf-8", "replace")
+        return b""
+    return base64.b64decode(field, validate=True)
 
 
 def _summary(script: str) -> str:
@@ -116,10 +136,18 @@ class GuestAgent:
 
     def wait_ready(self, timeout: float) -> None:
         """Return once the guest agent answers; AgentError after `timeout` seconds."""
+        self.wait_ready_unless(timeout, None)
+
+    def wait_ready_unless(self, timeout: float, cancelled: Callable[[], bool] | None) -> bool:
+        """wait_ready, asking `cancelled` every CANCEL_POLL s: True once the agent answers,
+        False as soon as `cancelled()` is true (an interrupted apply stops waiting)."""
         deadline = time.monotonic() + timeout
         pending: set[str] = set()
         next_ping = 0.0
+        poll = PING_INTERVAL if cancelled is None else CANCEL_POLL
         while True:
+            if cancelled is not None and cancelled():
+                return False
             now = time.monotonic()
             if now >= deadline:
                 raise AgentError(f"the guest agent on {self.socket_path} did not answer within {timeout:g} s",
@@ -130,23 +158,30 @@ class GuestAgent:
                     pending.add(request_id)
                     self._send(self._request(request_id, "true", 10), deadline)
                     next_ping = now + PING_INTERVAL
-                self._await_reply(pending, min(deadline, next_ping))
-                return
+                self._await_reply(pending, min(deadline, next_ping, now + poll))
+                return True
             except TimeoutError:
                 continue
             except OSError as exc:
                 raise self._broken(exc) from exc
 
-    def run(self, argv: Sequence[str], timeout: float = 30.0) -> GuestResult:
-        """Run `argv` in the guest (quoted with shlex.join); AgentError if no reply in `timeout` s."""
-        return self.run_script(shlex.join(argv), timeout)
+    def run(self, argv: Sequence[str], timeout: float = 30.0, stdin: bytes | None = None,
+            grace: float = 0.0) -> GuestResult:
+        """Run `argv` in the guest (quoted with shlex.join); AgentError if no reply in `timeout` s
+        (+ `grace`)."""
+        return self.run_script(shlex.join(argv), timeout, stdin, grace)
 
-    def run_script(self, script: str, timeout: float = 30.0) -> GuestResult:
-        """Run a shell script with `sh -c` in the guest; the guest kills it after `timeout` s."""
-        deadline = time.monotonic() + timeout
+    def run_script(self, script: str, timeout: float = 30.0, stdin: bytes | None = None,
+                   grace: float = 0.0) -> GuestResult:
+        """Run a shell script with `sh -c` in the guest, with `stdin` (at most MAX_INPUT bytes) as
+        its standard input, else /dev/null; the guest kills it after `timeout` s (status 137),
+        and vnet waits `grace` s more for that answer."""
+        if stdin is not None and len(stdin) > MAX_INPUT:
+            raise ValueError(f"standard input of {len(stdin)} bytes; at most {MAX_INPUT}")
+        deadline = time.monotonic() + timeout + grace
         request_id = self._next_id()
         try:
-            self._send(self._request(request_id, script, max(1, math.ceil(timeout))), deadline)
+            self._send(self._request(request_id, script, max(1, math.ceil(timeout)), stdin), deadline)
             fields = self._await_reply({request_id}, deadline)
         except TimeoutError as exc:
             raise AgentError(
@@ -173,8 +208,12 @@ class GuestAgent:
         return f"{self._token}-{self._seq}"
 
     @staticmethod
-    def _request(request_id: str, script: str, guest_timeout: int) -> bytes:
-        return f"{request_id} {base64.b64encode(script.encode()).decode()} {guest_timeout}\n".encode()
+    def _request(request_id: str, script: str, guest_timeout: int, stdin: bytes | None = None) -> bytes:
+        line = f"{request_id} {base64.b64encode(script.encode()).decode()} {guest_timeout}"
+        if not stdin:  # no input and empty input are the same to the command: the short form
+            return f"{line}\n".encode()
+        data = base64.b64encode(stdin)
+        return f"{line} {len(data)} {hashlib.sha256(data).hexdigest()}\n".encode() + data + b"\n"
 
     def _connect(self, deadline: float) -> socket.socket:
         """The connection, opened now if needed; retries while QEMU is not (yet) listening."""

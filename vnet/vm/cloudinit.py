@@ -39,7 +39,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pycdlib
 import yaml
 
 from vnet.topology.model import VmNode
@@ -244,6 +243,8 @@ def iso_name(name: str) -> str:
 
 def seed_image(files: Mapping[str, str | bytes]) -> bytes:
     """The bytes of an ISO 9660 volume labelled `cidata` holding `files` (Joliet + Rock Ridge)."""
+    import pycdlib  # noqa: PLC0415 (~30 ms: only when a guest's seed is written, not to plan)
+
     iso = pycdlib.PyCdlib()
     out = io.BytesIO()
     with _fixed_clock():

@@ -14,10 +14,11 @@ started. It sends 0xFF (which makes the agent's JSON parser drop whatever it had
 `guest-sync-delimited` with a fresh random id; the agent answers with 0xFF followed by
 `{"return": id}`, and everything before that marker is discarded. Each later request carries an
 `id`, which the agent echoes; replies with another id are stale and skipped. A command runs with
-`guest-exec` (`capture-output`), then `guest-exec-status` is polled until it has exited; its
-output comes back base64-encoded. A command killed by signal N has returncode -N, as in
-`subprocess`. QGA (7.2) cannot kill a command: after `timeout` vnet stops waiting (AgentError)
-and the command may still be running in the guest.
+`guest-exec` (`capture-output`, and its standard input whole in `input-data`, else none), then
+`guest-exec-status` is polled until it has exited; its output comes back base64-encoded. A
+command killed by signal N has returncode -N, as in `subprocess`. QGA (7.2) cannot kill a
+command: after `timeout` vnet stops waiting (AgentError) and the command may still be running in
+the guest. Nor can it give a command a terminal (guest-exec has no pty): `vnet console` can.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from vnet.vm.agent import AgentError, GuestResult
+from vnet.vm.agent import MAX_INPUT, AgentError, GuestResult
 
 QGA_PORT_NAME = "org.qemu.guest_agent.0"
 CHARDEV_ID = "vnetqga"
@@ -117,16 +118,23 @@ class QgaAgent:
             except OSError as exc:
                 raise self._broken(exc) from exc
 
-    def run(self, argv: Sequence[str], timeout: float = 30.0) -> GuestResult:
-        """Run `argv` in the guest (no shell: argv[0] is looked up in the guest's PATH)."""
+    def run(self, argv: Sequence[str], timeout: float = 30.0, stdin: bytes | None = None,
+            grace: float = 0.0) -> GuestResult:
+        """Run `argv` in the guest (no shell: argv[0] is looked up in the guest's PATH), with
+        `stdin` (at most MAX_INPUT bytes) as its standard input, else none; AgentError after
+        `timeout` (+ `grace`) s."""
         if not argv:
             raise ValueError("run needs a command")
-        deadline = time.monotonic() + timeout
+        if stdin is not None and len(stdin) > MAX_INPUT:
+            raise ValueError(f"standard input of {len(stdin)} bytes; at most {MAX_INPUT}")
+        request: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "capture-output": True}
+        if stdin:
+            request["input-data"] = base64.b64encode(stdin).decode()
+        deadline = time.monotonic() + timeout + grace
         try:
             if not self._synced:
                 self._sync(deadline)
-            started = self.execute("guest-exec", {"path": argv[0], "arg": list(argv[1:]),
-                                                  "capture-output": True}, deadline)
+            started = self.execute("guest-exec", request, deadline)
             status = self._wait_exit(int(started["pid"]), deadline)
         except TimeoutError:
             # The connection stays: a late reply is skipped by its id, and a request cut short
@@ -241,9 +249,9 @@ class QgaAgent:
                           hint="QEMU has probably exited: read the guest's console log")
 
 
-def _decode(status: dict[str, Any], key: str) -> str:
+def _decode(status: dict[str, Any], key: str) -> bytes:
     data = status.get(key)
-    return base64.b64decode(data).decode("utf-8", "replace") if data else ""
+    return base64.b64decode(data) if data else b""
 
 
 def _result(status: dict[str, Any]) -> GuestResult:

@@ -15,8 +15,9 @@ from vnet.host import features
 from vnet.mechanisms.base import CONTRIBUTIONS, BaseMechanism, Context, Observation
 from vnet.mechanisms.kernel import compile as kernel_compile
 from vnet.mechanisms.kernel import observe as kernel_observe
+from vnet.mechanisms.kernel import tap
 from vnet.mechanisms.kernel.driver import HANDLERS, KernelDriver
-from vnet.mechanisms.kernel.resources import LinuxBridge
+from vnet.mechanisms.kernel.resources import LinuxBridge, Tap
 from vnet.mechanisms.kernel.teardown import labs_on_host
 from vnet.resources import DesiredState, Driver, ObservedState
 from vnet.topology.lab import Lab
@@ -80,6 +81,17 @@ class KernelMechanism(BaseMechanism):
 
     def labs(self, ctx: Context) -> set[str]:
         return labs_on_host(kernel_observe.kernel_host(ctx))
+
+    def holders(self, observed: ObservedState) -> dict[int, list[str]]:
+        taps = {r.origin(observed.lab) or r.key[1]: r.key[1] for r in observed.resources.values()
+                if isinstance(r, Tap)}
+        held: dict[int, list[str]] = {}
+        if taps:
+            by_device = tap.holders(set(taps.values()))
+            for origin, device in sorted(taps.items()):
+                for pid in by_device.get(device, ()):
+                    held.setdefault(pid, []).append(f"TAP {device} ({origin})")
+        return held
 
 
 MECHANISM = KernelMechanism()

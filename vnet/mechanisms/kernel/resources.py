@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from vnet.resources import HOST, NAMESPACES, Resource, ResourceKey
+from vnet.marks import within
+from vnet.resources import HOST, NAMESPACES, Fact, Resource, ResourceKey
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Netns(Resource):
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((NAMESPACES, self.name),)
 
+    def origin(self, lab: str) -> str:
+        return within(lab, self.mark)
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        return (Fact(None, "namespace", self.name),)
+
 
 @dataclass(frozen=True)
 class LinuxBridge(Resource):
@@ -44,6 +51,9 @@ class LinuxBridge(Resource):
     vlan_filtering: bool = False
     mtu: int | None = None
     up: bool = True
+
+    def origin(self, lab: str) -> str:
+        return within(lab, self.alias)
 
     @property
     def key(self) -> ResourceKey:
@@ -124,6 +134,25 @@ class VethPair(Resource):
     def can_update(self, changed: frozenset[str]) -> bool:
         return _ends_only(changed)
 
+    def origin(self, lab: str) -> str:
+        return within(lab, self.a.alias) or within(lab, self.b.alias)
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        """Of each end that is a node's interface (not a peer, not a switch-to-switch link):
+        its MAC, the device at the other end and the switch that one is a port of."""
+        out = []
+        for end, other in ((self.a, self.b), (self.b, self.a)):
+            about = within(lab, end.alias)
+            if end.alias.endswith(":peer") or not about or "~" in about:
+                continue
+            if end.mac:
+                out.append(Fact(about, "mac", end.mac))
+            peer = other.name if other.netns == HOST else f"{other.netns}/{other.name}"
+            out.append(Fact(about, "peer", peer))
+            if other.master:
+                out.append(Fact(about, "switch", other.master))
+        return tuple(out)
+
     def contained_in(self) -> ResourceKey | None:
         """A pair with an end in a namespace goes when that namespace does."""
         inside = next((e.netns for e in (self.a, self.b) if e.netns != HOST), None)
@@ -166,6 +195,13 @@ class Tap(Resource):
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((self.end.netns, self.end.name),)
 
+    def origin(self, lab: str) -> str:
+        return within(lab, self.end.alias)
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        return (Fact(None, "tap", self.end.name),
+                *((Fact(None, "switch", self.end.master),) if self.end.master else ()))
+
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, Tap)
         changed = {f for f in ("owner", "group", "multi_queue") if getattr(self, f) != getattr(other, f)}
@@ -196,6 +232,13 @@ class Address(Resource):
     def contained_in(self) -> ResourceKey | None:
         return Netns.key_of(self.netns) if self.netns != HOST else None
 
+    @property
+    def origin_key(self) -> ResourceKey | None:
+        return self.device_key
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        return (Fact(None, "address", self.address),)
+
 
 @dataclass(frozen=True)
 class Route(Resource):
@@ -218,6 +261,13 @@ class Route(Resource):
 
     def contained_in(self) -> ResourceKey | None:
         return Netns.key_of(self.netns)
+
+    @property
+    def origin_key(self) -> ResourceKey | None:
+        return Netns.key_of(self.netns)
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        return (Fact(None, "route", f"{self.destination} via {self.via}"),)
 
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, Route)
@@ -247,3 +297,6 @@ class StrayDevice(Resource):
 
     def contained_in(self) -> ResourceKey | None:
         return Netns.key_of(self.netns) if self.netns != HOST else None
+
+    def origin(self, lab: str) -> str:
+        return within(lab, self.alias)

@@ -53,3 +53,28 @@ def create_tap(name: str, owner: int | None, group: int | None, multi_queue: boo
         fcntl.ioctl(fd, TUNSETPERSIST, 1)
     finally:
         os.close(fd)
+
+
+def holders(names: set[str]) -> dict[str, list[int]]:
+    """Which processes hold TAP devices `names` open (a guest on them): the tun driver shows
+    the device of each /dev/net/tun descriptor in its fdinfo (`iff:\tNAME`)."""
+    found: dict[str, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:  # gone, or not ours to read
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{fd}") != TUN_DEVICE:
+                    continue
+                with open(f"/proc/{entry.name}/fdinfo/{fd}") as info:
+                    device = next((line.split(None, 1)[1].strip() for line in info
+                                   if line.startswith("iff:")), None)
+            except (OSError, IndexError):
+                continue
+            if device in names:
+                found.setdefault(device, []).append(int(entry.name))
+    return found

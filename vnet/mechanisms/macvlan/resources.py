@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from vnet.marks import within
 from vnet.mechanisms.kernel.resources import DeviceEnd, Netns
 from vnet.resources import Resource, ResourceKey
 
@@ -32,3 +33,6 @@ class Macvlan(Resource):
 
     def contained_in(self) -> ResourceKey | None:
         return Netns.key_of(self.end.netns)
+
+    def origin(self, lab: str) -> str:
+        return within(lab, self.end.alias)

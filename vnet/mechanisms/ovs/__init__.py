@@ -16,7 +16,6 @@ from vnet.mechanisms.ovs import compile as ovs_compile
 from vnet.mechanisms.ovs import internal  # noqa: F401  (registers the kernel handlers)
 from vnet.mechanisms.ovs import observe as ovs_observe
 from vnet.mechanisms.ovs.client import LAB_KEY, OvsdbClient
-from vnet.mechanisms.ovs.driver import OvsDriver
 from vnet.mechanisms.ovs.resources import OvsBridge, OvsPort
 from vnet.resources import DesiredState, Driver, ObservedState
 from vnet.topology.lab import Lab
@@ -83,6 +82,8 @@ class OvsMechanism(BaseMechanism):
                                    "start Open vSwitch (`vnet ovs start`)")
         wanted = desired.resources.values() if desired is not None else ()
         bridges = {r.name for r in wanted if isinstance(r, OvsBridge)}
+        from vnet.mechanisms.ovs.driver import OvsDriver  # noqa: PLC0415 (ovsdbapp: only to write)
+
         return OvsDriver(lab, found, bridges)
 
     def notes(self, lab: Lab, desired: DesiredState, ctx: Context) -> list[str]:

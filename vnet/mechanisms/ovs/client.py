@@ -13,14 +13,13 @@ from __future__ import annotations
 import threading
 import types
 from collections.abc import Iterable
-from typing import Any
-
-from ovs.db import idl as ovs_idl
-from ovsdbapp.backend.ovs_idl import connection
-from ovsdbapp.schema.open_vswitch import impl_idl
+from typing import TYPE_CHECKING, Any
 
 from vnet.errors import UnavailableError
 from vnet.mechanisms.ovs.ovsdb_rpc import OvsdbReader, OvsdbRpcError, python
+
+if TYPE_CHECKING:
+    from ovsdbapp.backend.ovs_idl import connection
 
 DATABASE = "Open_vSwitch"
 # Only the columns vnet reads or writes: the replica's first fetch and every update are parsed in
@@ -86,6 +85,11 @@ class OvsdbClient:
         return self._connection
 
     def _start(self) -> None:
+        # Imported here: reads (every plan) never need ovsdbapp and the IDL, only a write does.
+        from ovs.db import idl as ovs_idl  # noqa: PLC0415
+        from ovsdbapp.backend.ovs_idl import connection  # noqa: PLC0415
+        from ovsdbapp.schema.open_vswitch import impl_idl  # noqa: PLC0415
+
         try:
             helper = ovs_idl.SchemaHelper(None, self.reader.get_schema(DATABASE))
         except OvsdbRpcError as exc:

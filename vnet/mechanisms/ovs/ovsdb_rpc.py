@@ -20,10 +20,10 @@ import errno
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ovs.poller
-import ovs.stream
+if TYPE_CHECKING:
+    import ovs.stream
 
 JSONValue = Any  # a decoded JSON value
 Row = dict[str, JSONValue]
@@ -34,6 +34,8 @@ class OvsdbRpcError(Exception):
 
 
 def _connect(remote: str, timeout: float) -> ovs.stream.Stream:
+    import ovs.stream  # noqa: PLC0415 (~15 ms with ssl and logging: only when an OVSDB answers)
+
     problems = []
     for name in (part.strip() for part in remote.split(",")):
         error, stream = ovs.stream.Stream.open_block(ovs.stream.Stream.open(name), int(timeout * 1000))
@@ -96,6 +98,8 @@ class OvsdbReader:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise OvsdbRpcError(f"no answer from OVSDB within {self.timeout} s")
+        import ovs.poller  # noqa: PLC0415 (as ovs.stream, in _connect)
+
         poller = ovs.poller.Poller()
         (self._stream.send_wait if send else self._stream.recv_wait)(poller)
         poller.timer_wait(int(remaining * 1000))

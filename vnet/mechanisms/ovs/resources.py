@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from vnet.marks import within
 from vnet.mechanisms.kernel.resources import END_MUTABLE, DeviceEnd
-from vnet.resources import Resource, ResourceKey
+from vnet.resources import HOST, Fact, Resource, ResourceKey
 
 OVS_NAMESPACE = "ovs"  # where OVS bridge and port names live, for `occupies` (collisions, order)
 
@@ -42,6 +43,9 @@ class OvsBridge(Resource):
 
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((OVS_NAMESPACE, self.name),)
+
+    def origin(self, lab: str) -> str:
+        return self.name  # a switch's bridge has the switch's name
 
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, OvsBridge)
@@ -84,6 +88,19 @@ class OvsPort(Resource):
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((OVS_NAMESPACE, self.name),)
 
+    @property
+    def origin_key(self) -> ResourceKey | None:
+        return self.device_key
+
+    @property
+    def carries(self) -> tuple[str, str] | None:
+        return (HOST, self.name) if not self.type and self.device_key is None else None
+
+    def facts(self, lab: str) -> tuple[Fact, ...]:
+        vlan = [Fact(None, "vlan", str(self.tag))] if self.tag is not None else []
+        vlan += [Fact(None, "trunk", ",".join(map(str, self.trunks)))] if self.trunks else []
+        return (Fact(None, "switch", self.bridge), Fact(None, "ovs port", self.name), *vlan)
+
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, OvsPort)
         return frozenset(f.name for f in fields(self) if f.name not in ("device_key", "link")
@@ -114,6 +131,9 @@ class OvsInternal(Resource):
 
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((self.end.netns, self.end.name),)
+
+    def origin(self, lab: str) -> str:
+        return within(lab, self.end.alias)
 
     def differing(self, other: Resource) -> frozenset[str]:
         assert isinstance(other, OvsInternal)

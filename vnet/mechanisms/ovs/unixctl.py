@@ -19,8 +19,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import ovs.unixctl.client
-
 from vnet.errors import UnavailableError
 
 HIDDEN_TABLE = 254
@@ -81,6 +79,8 @@ def call(ovsdb: str, command: str, *args: str) -> str:
     if path is None:
         raise UnavailableError(f"ovs-vswitchd's control socket was not found next to {ovsdb}",
                                "is ovs-vswitchd running for this OVSDB?")
+    import ovs.unixctl.client  # noqa: PLC0415 (~20 ms of imports: only when vswitchd is asked)
+
     error, client = ovs.unixctl.client.UnixctlClient.create(path)
     if error:
         raise UnavailableError(f"cannot reach ovs-vswitchd at {path}: {os.strerror(error)}")

@@ -63,7 +63,8 @@ class QemuMechanism(BaseMechanism):
         return Observation(resources=dict(observe_vms(lab, _vfio_hosts(ctx, symbolic_host))))
 
     def driver(self, lab: str, ctx: Context, desired: DesiredState | None) -> Driver:
-        return VmDriver(lab, resolve=_vfio_hosts(ctx, resolve_host))
+        return VmDriver(lab, resolve=_vfio_hosts(ctx, resolve_host), progress=ctx.progress,
+                        interrupt=ctx.interrupt)
 
     def notes(self, lab: Lab, desired: DesiredState, ctx: Context) -> list[str]:
         kvm = any(isinstance(r, Vm) and "kvm" in r.argv for r in desired.resources.values())

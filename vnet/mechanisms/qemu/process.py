@@ -7,12 +7,12 @@ command line is the VM's observed configuration: the desired one is computed the
 any difference means the VM runs with something else and is restarted.
 
 Per VM, under /run/vnet/<lab>/<node>/ (mode 0700): the pidfile, the QMP socket (stop,
-hot-plug; spoken with the `qemu.qmp` library), the guest agent socket and the serial log.
+hot-plug; spoken with the `qemu.qmp` library), the guest agent socket, the serial console's
+socket (`vnet console`) and the serial log (`vnet logs`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -21,11 +21,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from qemu.qmp import QMPClient
 
 from vnet.errors import UnavailableError
 from vnet.topology.names import LAB_NAME, NODE_NAME, SRIOV_PREFIX
@@ -36,6 +33,7 @@ NAME_PREFIX = "guest=vnet:"
 # How long apply (tiny image) and verify (any image) wait for a guest's agent after its start.
 BOOT_TIMEOUT = float(os.environ.get("VNET_VM_BOOT_TIMEOUT", "120"))
 KILL_TIMEOUT = 10.0
+SERIAL_ID = "vnetserial"
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,11 @@ class VmPaths:
     @property
     def serial(self) -> Path:
         return self.dir / "serial.log"
+
+    @property
+    def console(self) -> Path:
+        """The serial console's socket (`vnet console`); QEMU copies the guest's output to `serial`."""
+        return self.dir / "serial.sock"
 
 
 def lab_run_dir(lab: str) -> Path:
@@ -133,13 +136,25 @@ class Machine:
     vhost: bool = False
 
 
+def _option_value(path: Path) -> str:
+    return str(path).replace(",", ",,")  # QEMU's option syntax escapes a comma by doubling it
+
+
+def serial_args(paths: VmPaths) -> list[str]:
+    """The guest's serial port on a socket a console attaches to (one client at a time), with
+    everything the guest writes also logged, attached or not (`logfile=`, truncated at start)."""
+    return ["-chardev", f"socket,id={SERIAL_ID},path={_option_value(paths.console)},server=on,"
+                        f"wait=off,logfile={_option_value(paths.serial)}",
+            "-serial", f"chardev:{SERIAL_ID}"]
+
+
 def qemu_argv(machine: Machine, binary: str = QEMU) -> tuple[str, ...]:
     paths = vm_paths(machine.lab, machine.node)
-    argv = [binary, "-name", f"{guest_name(machine.lab, machine.node)},process=vnet-{machine.node}",
+    argv = [binary, "-name", f"{guest_name(machine.lab, machine.node)},process=qemu-{machine.node}",
             "-accel", machine.accel, "-cpu", "host" if machine.accel == "kvm" else "max",
             "-m", str(machine.memory), "-smp", str(machine.vcpus),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-serial", f"file:{paths.serial}",
+            *serial_args(paths),
             "-qmp", f"unix:{paths.qmp},server=on,wait=off",
             "-pidfile", str(paths.pidfile), "-daemonize",
             *machine.boot, *machine.extra]
@@ -249,8 +264,10 @@ def prepare_run_dir(paths: VmPaths) -> None:
 
 def start_all(argvs: Sequence[Sequence[str]], timeout: float = 30.0) -> list[str | None]:
     """Start daemonizing QEMU processes in parallel; per VM None or why it failed."""
+    # Own session: Ctrl-C at vnet's terminal goes to its process group, and a QEMU still
+    # daemonizing would die of it; vnet decides what an interrupt does to its guests.
     procs = [subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for argv in argvs]
+                              stderr=subprocess.STDOUT, start_new_session=True) for argv in argvs]
     errors: list[str | None] = []
     for proc in procs:
         # With -daemonize the parent exits once the guest is set up (or failed to be).
@@ -267,6 +284,10 @@ def start_all(argvs: Sequence[Sequence[str]], timeout: float = 30.0) -> list[str
 
 
 async def _qmp_quit(socket_path: Path, timeout: float) -> None:
+    import asyncio  # noqa: PLC0415 (asyncio and qemu.qmp: ~20 ms, only to stop a VM)
+
+    from qemu.qmp import QMPClient  # noqa: PLC0415
+
     client = QMPClient("vnet")
     await asyncio.wait_for(client.connect(str(socket_path)), timeout)
     try:
@@ -279,6 +300,11 @@ def _alive(vm: RunningVm) -> bool:
     return _cmdline(vm.pid) == vm.argv
 
 
+def still_running(vm: RunningVm) -> bool:
+    """Whether `vm`'s process still runs that guest (its pid not ended, nor reused)."""
+    return _alive(vm)
+
+
 def _exited(pid: int) -> bool:
     """Whether the process has released its files: gone, or a zombie. Its command line empties
     earlier (the kernel drops the memory map before the open files), while the TAP is still held."""
@@ -289,9 +315,14 @@ def _exited(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
 
 
+STOP_ROUNDS = 5  # scans for a guest's QEMU processes: a parent stopped while it forks leaves a child
+
+
 def stop(vm: RunningVm, timeout: float = 3.0) -> None:
     """Ask QEMU to quit over QMP; SIGKILL it (by pid, if it is still that VM) when it does not."""
     socket_path = vm_paths(vm.lab, vm.node).qmp
+    import asyncio  # noqa: PLC0415 (see _qmp_quit)
+
     with contextlib.suppress(Exception):  # any QMP failure: fall through to the signal
         asyncio.run(_qmp_quit(socket_path, timeout))
     deadline = time.monotonic() + timeout
@@ -321,12 +352,3 @@ def tap_names(argv: Sequence[str]) -> tuple[str, ...]:
             names += [p.removeprefix("ifname=") for p in value.split(",") if p.startswith("ifname=")]
     return tuple(names)
 
-
-def stop_lab(lab: str) -> int:
-    """Stop every VM of the lab (in parallel) and remove their run directories."""
-    vms = running_vms(lab)
-    with ThreadPoolExecutor(max_workers=max(1, len(vms))) as pool:
-        list(pool.map(stop, vms))
-    for vm in vms:
-        remove_run_dir(lab, vm.node)
-    return len(vms)

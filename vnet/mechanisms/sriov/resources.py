@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
+from vnet.marks import within
 from vnet.mechanisms.kernel.resources import Netns
 from vnet.resources import HOST, Resource, ResourceKey
 
@@ -97,6 +98,9 @@ class SriovNetdev(VfResource):
 
     def occupies(self) -> tuple[tuple[str, str], ...]:
         return ((self.netns, self.name),)
+
+    def origin(self, lab: str) -> str:
+        return within(lab, self.mark)
 
 
 @dataclass(frozen=True)
