@@ -16,7 +16,14 @@ from vnet.errors import Diagnostic, TopologyError
 from vnet.topology import diagnose, images
 from vnet.topology.checks import CHECKS
 from vnet.topology.checks.images import check_images
-from vnet.topology.images import ImageFile, ImageProblem, ResolvedImage, inspect_image, resolve_image
+from vnet.topology.images import (
+    HINT_MISSING,
+    ImageFile,
+    ImageProblem,
+    ResolvedImage,
+    inspect_image,
+    resolve_image,
+)
 
 QCOW2 = b"QFI\xfb\x00\x00\x00\x03" + bytes(64)
 RAW = b"\xeb\x63\x90" + bytes(509) + b"\x55\xaa"  # an MBR boot sector
@@ -135,6 +142,13 @@ def test_each_problem_is_reported_once_at_its_field(tmp_path: Path) -> None:
     assert codes(path) == [("nodes.vm1.image.kernel", "image-missing"),
                            ("nodes.vm1.image.initrd", "image-outside")]
     assert sum(check is check_images for check in CHECKS) == 1
+
+
+def test_a_path_through_a_file_is_missing_not_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "vmlinuz").write_bytes(b"k")
+    result = inspect_image(str(tmp_path / "lab.yaml"), "kernel", "vmlinuz/inner")
+    assert isinstance(result, ImageProblem) and result.code == "image-missing", result
+    assert "a part of its path is a file" in result.message and result.hint == HINT_MISSING
 
 
 def test_a_symlink_leading_outside_is_refused(tmp_path: Path) -> None:

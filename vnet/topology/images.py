@@ -23,6 +23,7 @@ runs at `vnet validate`. `resolve_image` is what the launcher asks for.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -180,6 +181,10 @@ def inspect_image(lab_file: str, field: str, written: str) -> ImageFile | ImageP
     except FileNotFoundError:
         return ImageProblem(field, "image-missing",
                             f"{field} image `{written}` does not exist (looked at {shown})", HINT_MISSING)
+    except NotADirectoryError:  # `vmlinuz/x` where vmlinuz is a file: missing, not unreadable
+        return ImageProblem(field, "image-missing",
+                            f"{field} image `{written}` does not exist: a part of its path is a file, "
+                            f"not a directory (looked at {shown})", HINT_MISSING)
     except OSError as exc:
         return _unreadable(field, written, shown, exc)
     if not stat.S_ISREG(info.st_mode):
@@ -227,9 +232,11 @@ def _inside(directory: str, path: str) -> bool:
 
 def _unreadable(field: str, written: str, shown: str, exc: OSError) -> ImageProblem:
     reason = exc.strerror or str(exc)
+    hint = {errno.EACCES: HINT_UNREADABLE, errno.EPERM: HINT_UNREADABLE,
+            errno.ELOOP: f"its path is a loop of symbolic links: point `{field}` at the image file"}
     return ImageProblem(field, "image-unreadable",
                         f"cannot read {field} image `{written}`: {reason} (looked at {shown})",
-                        HINT_UNREADABLE)
+                        hint.get(exc.errno or 0, "check the file and the file system it is on"))
 
 
 def read_header(path: str) -> bytes:

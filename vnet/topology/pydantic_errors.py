@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from vnet.errors import Diagnostic
 from vnet.topology import model as m
 from vnet.topology.placement import misplaced
-from vnet.topology.source import Path, SourceMap, format_path
+from vnet.topology.source import UNICODE_SPACES, Path, SourceMap, char_name, format_path
 
 # What a value of a union-typed field looks like, for "expected ..." messages.
 _SHAPES = {
@@ -109,6 +109,11 @@ def _unknown_key(cls: type[BaseModel], base: Path, rel: Path, key: str) -> tuple
                 return f"{'-'.join(holders)}-only-option", f"`{key}` is not an option of {_kind_of(cls)}", \
                     f"`{key}` is only valid with {what}: {' or '.join(holders)}"
     message = f"unknown key `{key}`"
+    spaced = next((char for char in key if char in UNICODE_SPACES), None)
+    if spaced is not None:  # `{kind:<U+00A0>netns}`: one key, `kind: netns`, to YAML
+        what, which = char_name(spaced)
+        return "unknown-key", f"{message}: it holds {what} where YAML needs a space", \
+            f"replace {which} with a space (it often comes from pasting)"
     if key == "<<":
         return "unknown-key", message, "YAML merge keys are not supported; use `defaults:` for shared values"
     elsewhere = misplaced(key, owner, format_path((*base, *rel[:-1])))

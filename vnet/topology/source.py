@@ -45,9 +45,9 @@ _INT_HEX = re.compile(r"0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 # Characters that look like a space but are not one to YAML: pasted from web pages and chats
 # (U+00A0 above all), they make an indented key part of the key's text, or a syntax error.
-_UNICODE_SPACES = frozenset("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+UNICODE_SPACES = frozenset("\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
                             "\u2009\u200a\u202f\u205f\u3000\ufeff")
-_INDENT_CHARS = frozenset(" \t") | _UNICODE_SPACES
+_INDENT_CHARS = frozenset(" \t") | UNICODE_SPACES
 _FLOAT_SPECIAL = {".inf": float("inf"), "+.inf": float("inf"), "-.inf": float("-inf"), ".nan": float("nan")}
 
 
@@ -230,7 +230,7 @@ class _Builder:
 
     def on_scalar(self, event: Any, mark: Mark) -> None:
         self.check_tag(event, mark)
-        if event.implicit[0] and event.value[:1] in _UNICODE_SPACES:  # a plain scalar: the space was
+        if event.implicit[0] and event.value[:1] in UNICODE_SPACES:  # a plain scalar: the space was
             bad = indentation_problem(self.file, self.text, mark.line)  # indentation
             if bad is not None:
                 raise SourceError(bad)
@@ -333,7 +333,7 @@ def _too_deep(file: str, line: int, column: int) -> Diagnostic:
                       hint="a topology file is at most a few levels deep")
 
 
-def _char_name(char: str) -> tuple[str, str]:
+def char_name(char: str) -> tuple[str, str]:
     """("a tab", "the tab"): how a message and its hint name an indentation character."""
     if char == "\t":
         return "a tab", "the tab"
@@ -355,7 +355,7 @@ def indentation_problem(file: str, text: str | None, line: int) -> Diagnostic | 
     column = next((k for k, char in enumerate(indent) if char != " "), None)
     if column is None or column == len(row):
         return None
-    what, which = _char_name(indent[column])
+    what, which = char_name(indent[column])
     return Diagnostic(file, line, column + 1, "yaml-indentation",
                       f"line {line} is indented with {what}: YAML indents with spaces only",
                       hint=f"replace {which} with spaces (it often comes from pasting; most editors "
@@ -383,8 +383,15 @@ def _parser_diagnostic(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     if bad is not None:
         return bad
     message = f"{problem} ({context})" if context else str(problem)
-    return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}",
-                      hint="check indentation, quoting and `key: value` spacing near this line")
+    hint = "check indentation, quoting and `key: value` spacing near this line"
+    rows = text.split("\n")
+    spaced = next(((k, c) for k in sorted(set(marks)) if 0 < k <= len(rows)
+                   for c, char in enumerate(rows[k - 1]) if char in UNICODE_SPACES), None)
+    if spaced is not None:  # `ip:<U+00A0>10.0.0.1/24`: YAML sees one word, not a key and a value
+        what, which = char_name(rows[spaced[0] - 1][spaced[1]])
+        hint = (f"line {spaced[0]} holds {what} at column {spaced[1] + 1}, where YAML needs a space: "
+                f"replace {which} with a space (it often comes from pasting)")
+    return Diagnostic(file, line, column, "yaml-syntax", f"invalid YAML: {message}", hint=hint)
 
 
 def parse_text(text: str, file: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
