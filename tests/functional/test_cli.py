@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostbox import Sandbox
+from hostbox import sandbox as host_sandbox
 
 from vnet import api
 from vnet.errors import EX_DATAERR, EX_NOPERM
 
 from .conftest import Labs
-from .hostlib import VNET, has_tool, ip_json, run, unique, vnet, wait_for
+from .hostlib import VNET, has_tool, ip_json, run, unique, vnet
 
 pytestmark = pytest.mark.root
 
@@ -100,56 +100,10 @@ def test_not_root_exits_77(labs: Labs, world_readable: Path) -> None:
                 if str(link.get("ifalias", "")).startswith(f"vnet:{lab.name}:")]
 
 
-class Sandbox:
-    """A private network and mount namespace standing in for a whole host: `destroy --all` in
-    it can reach only this test's labs, never those of other sessions on the real host."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(["unshare", "--net", "--mount", "--propagation", "private",
-                                         "--", "sleep", "600"])
-        # Only once unshare has exec'ed sleep are its namespaces new and private: until then
-        # nsenter would enter the host's own (and mount over its /run/netns).
-        try:
-            wait_for(self._ready, 10, "the sandbox")
-            self.run("mount", "-t", "tmpfs", "vnet-test", "/run/netns")
-            self.run("mount", "-t", "tmpfs", "vnet-test", "/run/vnet")
-            self.run("mount", "-t", "tmpfs", "vnet-test", "/run/openvswitch")  # no system OVSDB
-            self.run("mount", "-t", "sysfs", "vnet-test", "/sys")
-        except BaseException:
-            self.close()
-            raise
-
-    def _ready(self) -> bool:
-        pid = self.process.pid
-        try:
-            with open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() != "sleep":
-                    return False
-            return all(os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
-                       for ns in ("net", "mnt"))
-        except FileNotFoundError:
-            return False
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("nsenter", "-t", str(self.process.pid), "--net", "--mount", "--", *args, check=check)
-
-    def close(self) -> None:
-        self.process.kill()  # its namespaces, and everything in them, go with it
-        self.process.wait(10)
-
-
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    if not (has_tool("unshare") and has_tool("nsenter")):
-        pytest.skip("needs unshare and nsenter (util-linux)")
-    os.makedirs("/run/netns", exist_ok=True)
-    os.makedirs("/run/vnet", exist_ok=True)
-    os.makedirs("/run/openvswitch", exist_ok=True)
-    box = Sandbox()
-    try:
+    with host_sandbox() as box:
         yield box
-    finally:
-        box.close()
 
 
 def test_destroy_all_removes_only_vnet_labs(tmp_path: Path, sandbox: Sandbox) -> None:

@@ -32,6 +32,7 @@ OVS_TESTS = Path(__file__).resolve().parents[1] / "ovs"
 if str(OVS_TESTS) not in sys.path:
     sys.path.insert(0, str(OVS_TESTS))
 
+from hostbox import Sandbox, sandbox  # noqa: E402 (the host stand-in, shared with tests/functional)
 from ovslib import (  # noqa: E402
     VNET,
     LabFiles,
@@ -281,69 +282,4 @@ def qemu_gone(pid: int) -> Callable[[], bool]:
 
 # --- a private host -----------------------------------------------------------------------------
 
-class Sandbox:
-    """Private network, mount and PID namespaces standing in for a whole host: tmpfs on /run/netns
-    and /run/vnet, its own /sys and /proc. What runs in it (a hostile apply, `destroy --all`)
-    can reach no object and no process of anyone else (tests/functional/test_cli.py's sandbox has
-    no PID namespace: `destroy --all` there would stop every vnet guest on the host). Everything
-    started in it is killed with it (the kernel kills a PID namespace's processes with its init)."""
-
-    def __init__(self) -> None:
-        self.unshare = subprocess.Popen(["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc",
-                                         "--propagation", "private", "--", "sleep", "3600"])
-        self.pid = 0
-        try:
-            wait_for(self._started, 10, "the sandbox")
-            for fs, target in (("tmpfs", "/run/netns"), ("tmpfs", "/run/vnet"),
-                               ("tmpfs", "/run/openvswitch"), ("sysfs", "/sys")):
-                self.run("mount", "-t", fs, "vnet-test", target)
-        except BaseException:
-            self.close()
-            raise
-
-    def _started(self) -> bool:
-        """Whether unshare's child (init of the new PID namespace) has exec'ed sleep."""
-        try:
-            children = Path(f"/proc/{self.unshare.pid}/task/{self.unshare.pid}/children").read_text().split()
-            pid = int(children[0])
-            if Path(f"/proc/{pid}/comm").read_text().strip() != "sleep":
-                return False
-        except (OSError, IndexError, ValueError):
-            return False
-        self.pid = pid
-        return True
-
-    def run(self, *args: str, check: bool = True, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["nsenter", "-t", str(self.pid), "--net", "--mount", "--pid", "--", *args],
-                              capture_output=True, text=True, timeout=timeout, check=False,
-                              env=None if env is None else {**os.environ, **env})
-        if check and done.returncode != 0:
-            raise AssertionError(f"in the sandbox: {' '.join(args)} exited {done.returncode}\n"
-                                 f"stdout: {done.stdout}\nstderr: {done.stderr}")
-        return done
-
-    def close(self) -> None:
-        if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        self.unshare.kill()
-        self.unshare.wait(10)
-
-
-@contextlib.contextmanager
-def sandbox() -> Iterator[Sandbox]:
-    for tool in ("unshare", "nsenter"):
-        if not any(os.access(f"{d}/{tool}", os.X_OK) for d in ("/usr/bin", "/bin", "/usr/sbin")):
-            pytest.skip(f"needs {tool} (util-linux)")
-    os.makedirs("/run/netns", exist_ok=True)
-    os.makedirs(RUN_DIR, exist_ok=True)
-    os.makedirs("/run/openvswitch", exist_ok=True)
-    box = Sandbox()
-    try:
-        yield box
-    finally:
-        box.close()
-
-
-__all__ = ["VNET", "LabFiles", "PrivateOvs", "RelLabs", "ip_json", "unique", "wait_for"]
+__all__ = ["VNET", "LabFiles", "PrivateOvs", "RelLabs", "Sandbox", "ip_json", "sandbox", "unique", "wait_for"]

@@ -5,7 +5,7 @@ shell, and stays within bounded time and memory.
   free-text fields, image paths that climb out or go through symlinks, FIFOs and devices, alias
   bombs, deep nesting, NUL, long names, random and mutated documents from tests/test_properties.py's
   strategies) is applied with the real CLI inside a private network, mount and PID namespace
-  (rellib.Sandbox): it exits 65 (or 69 where the document is valid and a name lookup, OVSDB or
+  (tests/hostbox.py): it exits 65 (or 69 where the document is valid and a name lookup, OVSDB or
   QEMU refuses the text), the namespace keeps exactly its devices, /run/netns and /run/vnet
   (lock files aside), and the canary file a shell would create never appears. CI runs 60 fuzzed
   documents; VNET_FUZZ_EXAMPLES sets the number (bench/reliability.py: 1000).
