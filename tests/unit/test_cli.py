@@ -271,6 +271,7 @@ def test_schema_is_a_usable_json_schema(capsys: pytest.CaptureFixture[str]) -> N
         assert ref.startswith("#/$defs/")
         assert ref.removeprefix("#/$defs/") in schema["$defs"]
     assert "from" in schema["$defs"]["Expectation"]["properties"]  # the YAML spelling, not `source`
+    assert {"impair", "state"} <= set(schema["$defs"]["Link"]["properties"])
     vlan = schema["$defs"]["Link"]["properties"]["vlan"]
     assert {"minimum": 1, "maximum": 4094, "type": "integer"}.items() <= vlan["anyOf"][0].items()
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 
 from vnet.mechanisms import MECHANISMS
 from vnet.mechanisms.base import Context, HostFacts, Observation
-from vnet.pipeline.compile import compile_lab
+from vnet.pipeline.compile import compile_lab, refuse_unbuilt
 from vnet.pipeline.session import Session
 from vnet.resources import NAMESPACES, DesiredState, Driver, ObservedState
 from vnet.topology.lab import Lab
@@ -27,6 +27,7 @@ def probe(lab: Lab, ctx: Context) -> HostFacts:
 
 def desired_state(lab: Lab, ctx: Context) -> DesiredState:
     """The lab compiled for this host; raises for what the host cannot do (nothing changed)."""
+    refuse_unbuilt(lab)  # before the probes: the file alone decides it, whatever the host lacks
     desired = compile_lab(lab, probe(lab, ctx))
     for mechanism in MECHANISMS:
         mechanism.require(desired, ctx)

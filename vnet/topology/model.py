@@ -2,6 +2,9 @@
 
 The model checks shapes and types only; the relations between values (endpoints, addresses,
 VLAN semantics) are checked in `checks.py`, where every problem can name its file and line.
+The one exception is inside an `impair:` mapping (jitter against delay, the two direction
+forms): checked here, a value in `defaults:` is reported once, where it is written, and never
+again for each link that takes it.
 Kinds are registries (`NODE_KINDS`, `SWITCH_TYPES`, `IMAGE_FORMS`), never if/elif chains.
 """
 
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -22,8 +25,11 @@ from pydantic import (
     StrictInt,
     Tag,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from vnet.topology.impair import DurationValue, ImpairProblem, PercentValue, RateValue, jitter_problem
 
 DEFAULT_MTU = 1500  # a link without `mtu`: the kernel's default for veth and TAP devices
 Mtu = Annotated[StrictInt, Field(ge=68, le=65535, description="MTU in bytes (68-65535)")]
@@ -203,6 +209,68 @@ class Policing(Spec):
     burst: Annotated[StrictInt, Field(ge=0, le=4_294_967_295)] = Field(0, description="kbit (0: OVS default)")
 
 
+# The values' units and ranges are in vnet/topology/impair.py.
+class Impairment(Spec):
+    """What netem does to the packets leaving one end of a link."""
+
+    delay: DurationValue | None = Field(None, description="Added delay: 500us, 20ms, 1.5s (at most 60 s)")
+    jitter: DurationValue | None = Field(
+        None, description="Random variation of the delay, up to this much either side (needs `delay`, "
+                          "at most as much)")
+    loss: PercentValue | None = Field(None, description="Packets dropped: 1%, 0.1%")
+    rate: RateValue | None = Field(None, description="Bandwidth limit: 10mbit (bits/s), 1mbps (bytes/s)")
+    duplicate: PercentValue | None = Field(None, description="Packets sent twice: 0.1%")
+    corrupt: PercentValue | None = Field(None, description="Packets with a flipped bit: 0.1%")
+
+    @model_validator(mode="after")
+    def _jitter_within_delay(self) -> Self:
+        problem = jitter_problem(self.delay, self.jitter)
+        if problem is not None:
+            raise problem.error()
+        return self
+
+
+IMPAIR_DIRECTIONS = ("a", "b")
+
+
+class LinkImpairment(Impairment):
+    """`impair:` of a link: its parameters apply both ways, or `a`/`b` give each way its own
+    (`a` leaves the first endpoint, `b` the second). The two forms do not mix."""
+
+    a: Impairment | None = Field(None, description="Packets leaving the link's first endpoint")
+    b: Impairment | None = Field(None, description="Packets leaving the link's second endpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, value: Any) -> Any:
+        # Before the values: with the form wrong, their own errors would only add noise.
+        if isinstance(value, dict) and any(side in value for side in IMPAIR_DIRECTIONS):
+            mixed = next((key for key in value if key in Impairment.model_fields), None)
+            if mixed is not None:
+                raise ImpairProblem(
+                    "impair-direction-mixed", f"`{mixed}` beside `a`/`b`: `impair` takes parameters "
+                    "for both directions, or `a:` and `b:` for each, not both",
+                    f"move `{mixed}` into `a:` and/or `b:`, or drop `a`/`b` to impair both ways alike",
+                    mixed).error()
+        return value
+
+    @property
+    def directions(self) -> tuple[Impairment | None, Impairment | None]:
+        """What leaves endpoint a and what leaves endpoint b; None: that way is not impaired."""
+        if self.a is not None or self.b is not None:
+            return _impaired(self.a), _impaired(self.b)
+        # The parameters are validated already (as this model's): copied, not checked again.
+        both = Impairment.model_construct(**{name: getattr(self, name) for name in Impairment.model_fields})
+        return _impaired(both), _impaired(both)
+
+
+def _impaired(side: Impairment | None) -> Impairment | None:
+    """`side`, or None when it sets no parameter (`a: {}` impairs nothing)."""
+    if side is None or all(getattr(side, name) is None for name in Impairment.model_fields):
+        return None
+    return side
+
+
 class Link(Spec):
     endpoints: tuple[str, str] = Field(
         description="`node:iface`, `switch`, `sriov:<pf>/vf<n>`, `vxlan:<remote-ip>` / "
@@ -223,6 +291,11 @@ class Link(Spec):
     police: Policing | None = Field(None, description="Ingress policing of the OVS port")
     key: Annotated[StrictInt, Field(ge=0, le=16_777_215)] | None = Field(
         None, description="Tunnel key (VXLAN VNI / Geneve VNI) of a tunnel link")
+    impair: LinkImpairment | None = Field(
+        None, description="netem impairments (delay, jitter, loss, rate, duplicate, corrupt), both ways "
+                          "or per direction (`a`, `b`); checked, not applied yet")
+    state: Literal["up", "down"] = Field(
+        "up", description="`down`: the link's interfaces are down (checked, not applied yet)")
 
 
 class Network(Spec):
@@ -280,6 +353,7 @@ class Defaults(Spec):
     owner: str | int | None = None
     group: str | int | None = None
     multi_queue: StrictBool | None = None
+    impair: LinkImpairment | None = None
 
 
 # A defaults key that is written differently from the field it fills.

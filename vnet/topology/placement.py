@@ -47,6 +47,8 @@ PLACES: tuple[Place, ...] = (
     Place("an image field", "nodes.<vm>.image.{key}", (m.KernelImage, m.DiskImage), NODE.name, entry=False),
     Place("a link field", "links[<n>].{key}", (m.Link,), TOP.name),
     Place("a policing field", "links[<n>].police.{key}", (m.Policing,), "a link field", entry=False),
+    Place("an `impair` field", "links[<n>].impair.{key}", (m.LinkImpairment, m.Impairment), "a link field",
+          entry=False),
     PF,
     Place("a VF setting", "sriov.<pf>.vfs.<n>.{key}", (m.VfSpec,), PF.name, entry=False),
     # Its keys (`from`, `to`, `reach`) say what is proved, not where anything is: never offered.

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from vnet.errors import Diagnostic
 from vnet.topology import model as m
+from vnet.topology.impair import ImpairProblem
 from vnet.topology.placement import misplaced
 from vnet.topology.source import UNICODE_SPACES, Path, SourceMap, char_name, format_path
 
@@ -35,6 +36,7 @@ _FIELD_HINTS = {
     "subnet": "an IPv4 or IPv6 subnet in CIDR form, e.g. `10.10.0.0/24` or `fd00:10::/64`",
     "memory": m.MEMORY_HINT,
     "vcpus": "a VM has 1 to 64 virtual CPUs: `vcpus: 1` (the default) or more",
+    "state": "a link is `state: up` (the default) or `state: down`",
 }
 # Hints for a value of the wrong shape at the field itself (not inside it): what to write instead.
 _SHAPE_HINTS = {
@@ -144,6 +146,9 @@ def _describe(err: Any, cls: type[BaseModel], base: Path, rel: Path) -> tuple[st
         return _unknown_key(cls, base, rel, str(loc[-1]))
     if kind == "memory_size":
         return "memory-size", err["msg"], m.MEMORY_HINT
+    if kind == "impair":  # the model's own rules for `impair:` name their code and hint
+        problem: ImpairProblem = err["ctx"]["problem"]
+        return problem.code, err["msg"], problem.hint
     if kind == "missing" and isinstance(loc[-1], int):
         return "value-count", f"`{last}` needs {loc[-1] + 1} entries, got {loc[-1]}", hint
     if kind == "missing":
@@ -182,6 +187,13 @@ def _shape_hint(field: str, value: Any) -> str:
     return _SHAPE_HINTS[field]
 
 
+def _blamed(err: Any) -> tuple[str, ...]:
+    """The field a rule between fields blames (`jitter` beyond `delay`): the error is raised for
+    the mapping that holds both, the diagnostic points at that field."""
+    problem = err.get("ctx", {}).get("problem") if err["type"] == "impair" else None
+    return (problem.field,) if isinstance(problem, ImpairProblem) and problem.field else ()
+
+
 def _type_name(value: Any) -> str:
     names = {types.NoneType: "nothing (null)", bool: "a boolean", int: "an integer", float: "a number",
              str: "a string", dict: "a mapping", list: "a list"}
@@ -193,7 +205,7 @@ def translate(exc: ValidationError, cls: type[BaseModel], raw: Any, base: Path,
     """One Diagnostic per distinct problem; union branches failing at one path merge into one."""
     seen: dict[tuple[Path, str], Diagnostic] = {}
     for err in exc.errors(include_url=False):
-        rel = _walk(raw, err["loc"])
+        rel = _walk(raw, (*err["loc"], *_blamed(err)))
         code, message, hint = _describe(err, cls, base, rel)
         is_key = err["type"] == "extra_forbidden"
         path = (*base, *rel)
