@@ -14,8 +14,9 @@ Each verb runs the pipeline's stages (vnet/pipeline/stages.py) over every mechan
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from vnet.errors import InputError, NotOnHostError, UnavailableError
 from vnet.host import netns, procs
@@ -39,12 +40,14 @@ from vnet.topology.names import LAB_NAME
 # verify, trace and guest_exec import what they use (networkx, the probes, the guest agents) when
 # called: plan, apply and destroy do without them, a no-op `vnet plan` ~0.15 s sooner.
 if TYPE_CHECKING:
+    from vnet.capture.session import OnPacket, Summary, Target
     from vnet.topology.graph import LabGraph
     from vnet.verification.prove import ProbeOutcome, VerifyReport
     from vnet.verification.trace import Trace
     from vnet.vm.agent import GuestResult
 
-__all__ = ["ApplyReport", "CollisionError", "DestroyReport", "apply", "desired_state", "destroy",
+__all__ = ["ApplyReport", "CollisionError", "DestroyReport", "apply", "capture", "capture_targets",
+           "desired_state", "destroy",
            "guest_exec",
            "labs", "node_kind", "node_namespace", "plan", "running_vm", "serial_console", "serial_log",
            "status", "trace", "verify"]
@@ -347,3 +350,36 @@ def serial_log(lab: Lab, node: str) -> tuple[qemu.VmPaths, qemu.RunningVm | None
         if paths.serial.is_file():
             return paths, None
         raise
+
+
+def capture_targets(lab: Lab, targets: Sequence[str], both: bool = False) -> tuple[Target, ...]:
+    """The devices `capture` would capture for `targets` (`node:iface`; with `both`, also the
+    other end of each veth). InputError (exit 65) for a name the file lacks or an interface with
+    no such device, NotPermittedError (77) without root, NotOnHostError (69) when the lab, the
+    node's namespace or the device is not on this host."""
+    from vnet.capture import session  # noqa: PLC0415 (only for a capture)
+
+    found = session.resolve(lab, targets, both)
+    session.require_on_host(lab, found)
+    return found
+
+
+def capture(lab: Lab, targets: Sequence[str], output: BinaryIO | None = None, *, both: bool = False,
+            count: int | None = None, duration: float | None = None, on_packet: OnPacket | None = None,
+            flush: bool = False, interrupt: Interrupt | None = None,
+            ready: Callable[[tuple[Target, ...]], None] | None = None) -> Summary:
+    """Capture packets on the lab's interfaces `targets` (`node:iface`, see capture_targets)
+    with AF_PACKET sockets, no tcpdump: into `output` as pcapng (one interface per device,
+    ns timestamps, each packet's direction, the kernel's counters at the end) and/or to
+    `on_packet(target, packet)`. Ends after `count` packets in all, `duration` seconds, or
+    when `interrupt` is pressed (from a SIGINT handler); `output` is complete in every case.
+    `flush`: flush after every packet (a pipe to Wireshark). `ready` is called once the
+    sockets listen. Returns the packet count, interfaces and kernel drops."""
+    from vnet.capture import session  # noqa: PLC0415 (only for a capture)
+    from vnet.capture.pcapng import Writer  # noqa: PLC0415
+
+    found = capture_targets(lab, targets, both)
+    stop = interrupt if interrupt is not None else Interrupt()
+    writer = Writer(output, flush=flush) if output is not None else None
+    return session.capture(found, writer, on_packet, session.Limits(count, duration),
+                           lambda: stop.interrupted, ready=None if ready is None else lambda: ready(found))

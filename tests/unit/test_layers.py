@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vnet.mechanisms",),
     ("vnet.pipeline",),
     ("vnet.verification",),
+    ("vnet.capture",),
     ("vnet.attach_info", "vnet.api"),
     ("vnet.cli", "vnet.testing", "vnet"),
 )

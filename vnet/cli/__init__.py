@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from vnet.cli import host, lab, node  # noqa: F401  (they register their commands)
+from vnet.cli import capture, host, lab, node  # noqa: F401  (they register their commands)
 from vnet.cli.app import cli
 from vnet.errors import EX_SOFTWARE, VnetError
 
