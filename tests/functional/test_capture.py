@@ -9,6 +9,7 @@ router solicitations and MLD reports would otherwise fall among the few packets 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
@@ -234,6 +235,46 @@ def test_a_tap_node_is_captured_on_its_tap(lab: tuple[LabUnderTest, Path], tmp_p
     assert read(out.read_bytes()).interfaces == [f"t1:eth0 ({tap})", h1]
     done = run(VNET, "capture", str(path), "t1:eth0", "--both", "-c", "1", check=False)
     assert done.returncode == EX_DATAERR and "no other end" in done.stderr, done
+
+
+TUNSETIFF = 0x400454CA
+TAP_FLAGS = 0x0002 | 0x1000 | 0x0100  # IFF_TAP, IFF_NO_PI, IFF_MULTI_QUEUE: what a guest attaches with
+FROM_GUEST = (b"\xff" * 6 + bytes.fromhex("020000000009") + struct.pack("!H", 0x88B5)
+              + b"vnet-capture-from-guest".ljust(46, b"."))
+TO_GUEST = """
+import socket, struct
+frame = (b"\\xff" * 6 + bytes.fromhex("020000000001") + struct.pack("!H", 0x88B5)
+         + b"vnet-capture-to-guest".ljust(46, b"."))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for _ in range(3):
+    s.send(frame)
+"""
+
+
+def test_a_tap_gives_directions_as_its_guest_sees_them(lab: tuple[LabUnderTest, Path],
+                                                       tmp_path: Path) -> None:
+    """A "guest" attached to t1's TAP (its file descriptor, as QEMU holds it) sends a frame and
+    h1 sends one to it: on t1:eth0 the guest's frame is out and h1's in, as inside the guest
+    (the TAP's own view is the opposite), and on h1:eth0 the other way round."""
+    made, path = lab
+    tap = tap_name(made.name, "t1", "eth0")
+    flags = int(Path(f"/sys/class/net/{tap}/tun_flags").read_text(), 16) & TAP_FLAGS
+    guest = os.open("/dev/net/tun", os.O_RDWR)
+    try:
+        fcntl.ioctl(guest, TUNSETIFF, struct.pack("16sH", tap.encode(), flags))
+        out = tmp_path / "guest.pcapng"
+        proc = start(str(path), "t1:eth0", "h1:eth0", "-w", str(out), "--duration", "2")
+        for _ in range(3):
+            os.write(guest, FROM_GUEST)
+        run("ip", "netns", "exec", made.namespace("h1"), sys.executable, "-c", TO_GUEST)
+        finish(proc)
+    finally:
+        os.close(guest)
+    found = read(out.read_bytes())
+    ways = {(p.interface, p.direction, b"from-guest" in p.data) for p in found.packets
+            if b"vnet-capture-" in p.data}
+    assert ways == {(0, OUTBOUND, True), (0, INBOUND, False), (1, INBOUND, True), (1, OUTBOUND, False)}, ways
 
 
 def test_a_device_removed_meanwhile_ends_its_interface_only(lab: tuple[LabUnderTest, Path],

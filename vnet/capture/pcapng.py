@@ -31,6 +31,11 @@ class Direction(enum.IntEnum):
     INBOUND = 1
     OUTBOUND = 2
 
+    def reversed(self) -> Direction:
+        """The same packet seen from the other side of the wire."""
+        flipped = {Direction.INBOUND: Direction.OUTBOUND, Direction.OUTBOUND: Direction.INBOUND}
+        return flipped.get(self, self)
+
 
 def _pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 4)

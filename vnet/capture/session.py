@@ -12,7 +12,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vnet.capture.pcapng import Writer
 from vnet.capture.socket import DeviceGoneError, Packet, PacketSocket
@@ -30,11 +30,14 @@ TICK = 0.1  # s: how soon a stop (Ctrl-C, the duration) is noticed while nothing
 
 @dataclass(frozen=True)
 class Target:
-    """One device to capture: `origin` the lab's `node:iface`, `namespace` None for the host's."""
+    """One device to capture: `origin` the lab's `node:iface`, `namespace` None for the host's.
+    `mirrored`: the device is the host's side of the node's interface (a VM's or tap node's
+    TAP), whose out is the node's in: directions are flipped so that they are the node's."""
 
     origin: str
     namespace: str | None
     device: str
+    mirrored: bool = False
 
     @property
     def name(self) -> str:
@@ -80,7 +83,7 @@ def _own(lab: Lab, node: str, iface: str, facts: Facts) -> Target:
     if lab.topology.nodes[node].kind == "netns":
         return Target(origin, netns_name(lab.name, node), iface)
     if "tap" in facts:
-        return Target(origin, None, facts["tap"][0])
+        return Target(origin, None, facts["tap"][0], mirrored=True)
     raise InputError(f"`{origin}` has no device on this host to capture on",
                      "a VF passed through to a guest is the guest's alone")
 
@@ -179,6 +182,8 @@ def capture(targets: Sequence[Target], writer: Writer | None, on_packet: OnPacke
             ready()
 
         def handle(i: int, packet: Packet) -> None:
+            if targets[i].mirrored:
+                packet = replace(packet, direction=packet.direction.reversed())
             if writer is not None:
                 writer.packet(i, packet.ns, packet.data, packet.length, packet.direction)
             if on_packet is not None:
