@@ -1,18 +1,26 @@
-"""Reading the pcapng files `vnet capture` writes, with dpkt (not with vnet's own code): its
-Reader for the packets, its block classes for what the Reader leaves out (interface ids,
-epb_flags, the Interface Statistics Blocks, every interface's name)."""
+"""Running `vnet capture` in tests and reading the pcapng files it writes, with dpkt (not with
+vnet's own code): its Reader for the packets, its block classes for what the Reader leaves out
+(interface ids, epb_flags, the Interface Statistics Blocks, every interface's name).
+Importable as `pcapnglib` from every test directory, as hanglib."""
 
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import dpkt
 import dpkt.pcapng as pn
 
 OPT_IF_NAME, OPT_EPB_FLAGS, OPT_ISB_IFRECV, OPT_ISB_IFDROP = 2, 2, 4, 5
 INBOUND, OUTBOUND = 1, 2
+VNET = str(Path(sys.executable).with_name("vnet"))
+SUMMARY = b"packets captured on"
 
 
 class _Isb(pn.PcapngBlockLE):
@@ -70,3 +78,38 @@ def read(data: bytes) -> Capture:
                                    struct.unpack("<Q", drop)[0] if drop else -1)
         offset += length
     return Capture(interfaces, packets, stats, timestamps)
+
+
+# --- running `vnet capture` ---------------------------------------------------------------------
+
+
+def start(*args: str, stdout: int | None = subprocess.DEVNULL,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`vnet capture ARGS`, returned once its sockets listen (it says so on standard error)."""
+    # buffered as for a user: PYTHONUNBUFFERED (set where CI runs) would hide a missing flush
+    environ = {k: v for k, v in {**os.environ, **(env or {})}.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([VNET, "capture", *args], stdout=stdout, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=environ)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert line.startswith(b"capturing on "), line + proc.stderr.read()
+    return proc
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 20) -> bytes:
+    """Its standard error after it ended with status 0 (the summary line last)."""
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    assert SUMMARY in err.splitlines()[-1], err
+    return err
+
+
+def icmp(capture: Capture, interface: int, kind: int) -> list[tuple[int, bytes, bytes]]:
+    """(direction, src, dst) of the ICMP packets of `kind` (8 request, 0 reply) on `interface`."""
+    out = []
+    for packet in capture.packets:
+        ip = packet.eth.data
+        is_icmp = isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.icmp.ICMP)
+        if packet.interface == interface and is_icmp and ip.data.type == kind:
+            out.append((packet.direction, bytes(ip.src), bytes(ip.dst)))
+    return out

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-import dpkt
 import pytest
-from pcapnglib import INBOUND, OUTBOUND, Capture, read
+from pcapnglib import INBOUND, OUTBOUND, finish, icmp, read, start
 
 from vnet.errors import EX_DATAERR, EX_UNAVAILABLE
 from vnet.mechanisms.kernel.compile import tap_name
@@ -46,7 +45,6 @@ links:
   - {endpoints: [t1:eth0, $b1]}
 """
 H1, H2 = bytes([198, 18, 87, 1]), bytes([198, 18, 87, 2])
-SUMMARY = b"packets captured on"
 
 
 @pytest.fixture
@@ -66,37 +64,6 @@ PING = ("ping",) if shutil.which("ping") else ("busybox", "ping")  # iputils is 
 def ping(lab: LabUnderTest, count: int = 3) -> None:
     run("ip", "netns", "exec", lab.namespace("h1"), *PING, "-c", str(count), "-i", "0.2", "-W", "2",
         "198.18.87.2")
-
-
-def start(*args: str, stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """`vnet capture ARGS`, returned once its sockets listen (it says so on standard error)."""
-    # buffered as for a user: PYTHONUNBUFFERED (set where CI runs) would hide a missing flush
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    proc = subprocess.Popen([VNET, "capture", *args], stdout=stdout, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=env)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert line.startswith(b"capturing on "), line + proc.stderr.read()
-    return proc
-
-
-def finish(proc: subprocess.Popen[bytes], timeout: float = 20) -> bytes:
-    """Its standard error after it ended with status 0 (the summary line last)."""
-    _, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
-    assert SUMMARY in err.splitlines()[-1], err
-    return err
-
-
-def icmp(capture: Capture, interface: int, kind: int) -> list[tuple[int, bytes, bytes]]:
-    """(direction, src, dst) of the ICMP packets of `kind` (8 request, 0 reply) on `interface`."""
-    out = []
-    for packet in capture.packets:
-        ip = packet.eth.data
-        is_icmp = isinstance(ip, dpkt.ip.IP) and isinstance(ip.data, dpkt.icmp.ICMP)
-        if packet.interface == interface and is_icmp and ip.data.type == kind:
-            out.append((packet.direction, bytes(ip.src), bytes(ip.dst)))
-    return out
 
 
 def test_ping_request_is_outbound_and_reply_inbound(lab: tuple[LabUnderTest, Path], tmp_path: Path) -> None:
