@@ -10,6 +10,7 @@ router solicitations and MLD reports would otherwise fall among the few packets 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import select
 import shutil
@@ -23,8 +24,11 @@ from pathlib import Path
 import pytest
 from pcapnglib import INBOUND, OUTBOUND, finish, icmp, read, start
 
+from vnet import api
 from vnet.errors import EX_DATAERR, EX_UNAVAILABLE
+from vnet.interrupt import Interrupt
 from vnet.mechanisms.kernel.compile import tap_name
+from vnet.topology import load
 
 from .conftest import Labs
 from .hostlib import VNET, LabUnderTest, run
@@ -242,6 +246,23 @@ def test_a_tap_gives_directions_as_its_guest_sees_them(lab: tuple[LabUnderTest, 
     ways = {(p.interface, p.direction, b"from-guest" in p.data) for p in found.packets
             if b"vnet-capture-" in p.data}
     assert ways == {(0, OUTBOUND, True), (0, INBOUND, False), (1, INBOUND, True), (1, OUTBOUND, False)}, ways
+
+
+def test_ctrl_c_keeps_what_the_kernel_had_captured(lab: tuple[LabUnderTest, Path]) -> None:
+    """Interrupted before the loop reads anything: the frames already queued on the socket are
+    written all the same (as after a Ctrl-C that comes right after the traffic)."""
+    made, path = lab
+    pressed = Interrupt()
+
+    def send_then_interrupt(_targets: object) -> None:
+        run("ip", "netns", "exec", made.namespace("h1"), sys.executable, "-c", SEND_TAGGED)
+        pressed.press()
+
+    out = io.BytesIO()
+    summary = api.capture(load(str(path)), ["h1:eth0"], out, interrupt=pressed, ready=send_then_interrupt)
+    sent = [p for p in read(out.getvalue()).packets if b"vnet-capture-vlan-test" in p.data]
+    assert len(sent) == 3 and summary.packets >= 3, (summary, sent)
+    assert all(p.direction == OUTBOUND for p in sent)
 
 
 def test_a_device_removed_meanwhile_ends_its_interface_only(lab: tuple[LabUnderTest, Path],

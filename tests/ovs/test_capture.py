@@ -8,6 +8,7 @@ direction the node (or, for the host end, the host) sees it.
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -47,12 +48,14 @@ def test_capture_on_a_vm_nic_an_internal_port_and_an_ovs_port(labs: Labs, ovs: P
         ping(address, 1)  # neighbours resolved before the capture
     env = {"VNET_OVSDB": ovs.remote}
     nodes_out, h1_out = tmp_path / "nodes.pcapng", tmp_path / "h1.pcapng"
-    nodes = start(path, "vm1:eth0", "h2:eth0", "-w", str(nodes_out), "--duration", "4", env=env)
-    both = start(path, "h1:eth0", "--both", "-w", str(h1_out), "--duration", "4", env=env)
+    nodes = start(path, "vm1:eth0", "h2:eth0", "-w", str(nodes_out), env=env)
+    both = start(path, "h1:eth0", "--both", "-w", str(h1_out), env=env)
     ping("198.18.88.5", 3)
     ping("198.18.88.2", 3)
-    finish(nodes)
-    finish(both)
+    for proc in (nodes, both):  # Ctrl-C once every ping has its answer, however slow the host:
+        # what the sockets hold by then is written too
+        proc.send_signal(signal.SIGINT)
+        finish(proc)
     found = read(nodes_out.read_bytes())
     assert [name.split(" ")[0] for name in found.interfaces] == ["vm1:eth0", "h2:eth0"]
     assert set(icmp(found, 0, 8)) == {(INBOUND, H1, VM1)}  # on the VM's NIC, as the guest sees it

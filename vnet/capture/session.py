@@ -8,6 +8,7 @@ interface by vnet/pipeline/inventory.py), so no device name is derived here.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -233,3 +234,21 @@ def _loop(sockets: Sequence[PacketSocket], handle: Callable[[int, Packet], None]
             if packet is not None:
                 handle(live[fd], packet)
                 counts.packets += 1
+    if stopped():
+        _drain(sockets, list(live.values()), handle, counts, done)
+
+
+def _drain(sockets: Sequence[PacketSocket], live: Sequence[int], handle: Callable[[int, Packet], None],
+           counts: _Counts, done: Callable[[], bool]) -> None:
+    """On Ctrl-C: what the kernel had already captured (queued on the sockets) goes into the
+    file too, in time order: a capture stopped right after the traffic it was for keeps it."""
+    queued: list[tuple[int, int, Packet]] = []
+    for i in live:
+        with contextlib.suppress(DeviceGoneError):
+            while (packet := sockets[i].receive()) is not None:
+                queued.append((packet.ns, i, packet))
+    for _ns, i, packet in sorted(queued, key=lambda item: (item[0], item[1])):
+        if done():
+            return
+        handle(i, packet)
+        counts.packets += 1
