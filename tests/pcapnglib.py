@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import dpkt
 import dpkt.pcapng as pn
+from functional.hostlib import VNET
 
 OPT_IF_NAME, OPT_EPB_FLAGS, OPT_ISB_IFRECV, OPT_ISB_IFDROP = 2, 2, 4, 5
 INBOUND, OUTBOUND = 1, 2
-VNET = str(Path(sys.executable).with_name("vnet"))
+PING = ("ping",) if shutil.which("ping") else ("busybox", "ping")  # iputils is not everywhere
 SUMMARY = b"packets captured on"
 
 

@@ -364,21 +364,25 @@ def capture_targets(lab: Lab, targets: Sequence[str], both: bool = False) -> tup
     return found
 
 
-def capture(lab: Lab, targets: Sequence[str], output: BinaryIO | None = None, *, both: bool = False,
+def capture(lab: Lab, targets: Sequence[str] | tuple[Target, ...], output: BinaryIO | None = None, *,
+            both: bool = False,
             count: int | None = None, duration: float | None = None, on_packet: OnPacket | None = None,
             flush: bool = False, interrupt: Interrupt | None = None,
             ready: Callable[[tuple[Target, ...]], None] | None = None) -> Summary:
-    """Capture packets on the lab's interfaces `targets` (`node:iface`, see capture_targets)
-    with AF_PACKET sockets, no tcpdump: into `output` as pcapng (one interface per device,
-    ns timestamps, each packet's direction, the kernel's counters at the end) and/or to
-    `on_packet(target, packet)`. Ends after `count` packets in all, `duration` seconds, or
-    when `interrupt` is pressed (from a SIGINT handler); `output` is complete in every case.
-    `flush`: flush after every packet (a pipe to Wireshark). `ready` is called once the
-    sockets listen. Returns the packet count, interfaces and kernel drops."""
+    """Capture packets on the lab's interfaces `targets` (`node:iface`, or what capture_targets
+    returned for them: not resolved again) with AF_PACKET sockets, no tcpdump: into `output`
+    as pcapng (one interface per device, ns timestamps, each packet's direction, the kernel's
+    counters at the end) and/or to `on_packet(target, packet)`. Ends after `count` packets in
+    all, `duration` seconds, or when `interrupt` is pressed (from a SIGINT handler); `output`
+    is complete in every case. `flush`: flush after every packet (a pipe to Wireshark).
+    `ready` is called once the sockets listen. Returns the packet count, interfaces and kernel
+    drops."""
     from vnet.capture import session  # noqa: PLC0415 (only for a capture)
     from vnet.capture.pcapng import Writer  # noqa: PLC0415
 
-    found = capture_targets(lab, targets, both)
+    names = [t for t in targets if isinstance(t, str)]
+    found = capture_targets(lab, names, both) if names else tuple(t for t in targets
+                                                                   if not isinstance(t, str))
     stop = interrupt if interrupt is not None else Interrupt()
     writer = Writer(output, flush=flush) if output is not None else None
     return session.capture(found, writer, on_packet, session.Limits(count, duration),

@@ -13,7 +13,6 @@ import fcntl
 import io
 import os
 import select
-import shutil
 import signal
 import struct
 import subprocess
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pcapnglib import INBOUND, OUTBOUND, finish, icmp, read, start
+from pcapnglib import INBOUND, OUTBOUND, PING, finish, icmp, read, start
 
 from vnet import api
 from vnet.errors import EX_DATAERR, EX_UNAVAILABLE
@@ -62,7 +61,6 @@ def lab(labs: Labs) -> tuple[LabUnderTest, Path]:
     return made, path
 
 
-PING = ("ping",) if shutil.which("ping") else ("busybox", "ping")  # iputils is not everywhere
 
 
 def ping(lab: LabUnderTest, count: int = 3) -> None:

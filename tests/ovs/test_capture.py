@@ -7,13 +7,12 @@ direction the node (or, for the host end, the host) sees it.
 
 from __future__ import annotations
 
-import shutil
 import signal
 from pathlib import Path
 
 import pytest
 from ovslib import Labs, PrivateOvs, run
-from pcapnglib import INBOUND, OUTBOUND, finish, icmp, read, start
+from pcapnglib import INBOUND, OUTBOUND, PING, finish, icmp, read, start
 
 from vnet.marks import netns_name
 
@@ -33,7 +32,6 @@ links:
   - {endpoints: [h2:eth0, $b1], vlan: 10, ip: 198.18.88.2/24, attach: internal}
 """
 H1, H2, VM1 = bytes([198, 18, 88, 1]), bytes([198, 18, 88, 2]), bytes([198, 18, 88, 5])
-PING = ("ping",) if shutil.which("ping") else ("busybox", "ping")  # iputils is not everywhere
 
 
 def test_capture_on_a_vm_nic_an_internal_port_and_an_ovs_port(labs: Labs, ovs: PrivateOvs,

@@ -48,14 +48,14 @@ def capture(file: str, targets: tuple[str, ...], out: str | None, count: int | N
                          f"pipe it (vnet capture {file} {' '.join(targets)} -w - | wireshark -k -i -) "
                          "or give a file")
     lab = load(file)
-    api.capture_targets(lab, targets, both)  # 65, 77, 69 before a file is made
+    found = api.capture_targets(lab, targets, both)  # 65, 77, 69 before a file is made
     interrupt = Interrupt()
 
     def stop(_number: int, _frame: FrameType | None) -> None:
         interrupt.press()  # the loop ends at once and completes the file
 
     with _output(out) as stream, handling(stop, signal.SIGINT, signal.SIGTERM):
-        summary = api.capture(lab, targets, stream, both=both, count=count, duration=duration,
+        summary = api.capture(lab, found, stream, count=count, duration=duration,
                               on_packet=None if out is not None else _Lines(), flush=out == "-",
                               interrupt=interrupt, ready=_announce)
     if summary.reader_gone:  # Python's last flush of standard output must not fail either
